@@ -1,0 +1,44 @@
+"""The ``taskdistill`` command line: parse, call the library, print. Each stage registers its verbs."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from taskdistill.errors import TaskDistillError
+
+app = typer.Typer(
+    name="taskdistill",
+    help="Compress a teacher LLM for one domain task and measure what it keeps and forgets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Stage CLIs import their heavy back-ends lazily, inside the commands.
+    from taskdistill.data import cli as data_cli
+    from taskdistill.distill import cli as distill_cli
+    from taskdistill.evaluate import cli as evaluate_cli
+    from taskdistill.laws import cli as laws_cli
+    from taskdistill.models import cli as models_cli
+    from taskdistill.prune import cli as prune_cli
+    from taskdistill.report import cli as report_cli
+    from taskdistill.study import cli as study_cli
+
+    for module in (models_cli, data_cli, evaluate_cli, prune_cli, distill_cli, study_cli, laws_cli, report_cli):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except TaskDistillError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)

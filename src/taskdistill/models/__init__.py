@@ -1,0 +1,1 @@
+"""Models: load any reference (hub id, local folder, .gguf, built-in name), built-in teachers, prompts."""

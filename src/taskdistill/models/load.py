@@ -1,0 +1,90 @@
+"""Load and save models: a hub id, a local HF folder, a ``.gguf`` file, or a built-in name."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from taskdistill.cache import atomic_dir
+from taskdistill.errors import TaskDistillError
+
+
+def resolve(ref: str) -> tuple[str, dict]:
+    """Turn a model reference into a ``from_pretrained`` path and extra kwargs."""
+    from taskdistill.models import builtin
+
+    if ref in builtin.BUILTINS:
+        return str(builtin.pull(ref)), {}
+    path = Path(ref).expanduser()
+    if path.exists():
+        if path.is_file() and path.suffix == ".gguf":
+            return str(path.parent), {"gguf_file": path.name}
+        if path.is_dir() and (path / "config.json").is_file():
+            return str(path), {}
+        raise TaskDistillError(
+            f"{ref} is not a model: expected a Hugging Face folder with config.json, a .gguf file, "
+            f"a hub id, or a built-in name ({', '.join(builtin.BUILTINS)})"
+        )
+    if ref.count("/") == 1 and not ref.startswith((".", "/", "~")):
+        return ref, {}  # a hub id
+    raise TaskDistillError(
+        f"{ref} is not a model: no such path, not a hub id (owner/name), "
+        f"and not a built-in ({', '.join(builtin.BUILTINS)})"
+    )
+
+
+def load_model(ref: str, *, dtype=None, trust_remote_code: bool = False):
+    """Return ``(model, tokenizer)`` in eval mode; the tokenizer always has a pad token."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, kwargs = resolve(ref)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code, **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TaskDistillError(f"could not load model {ref!r}: {first}") from exc
+    drop_quantization(model)
+    prepare_tokenizer(tokenizer)
+    model.eval()
+    return model, tokenizer
+
+
+def drop_quantization(model) -> None:
+    """Forget a GGUF quantization record: transformers dequantises GGUF weights to float on load."""
+    if hasattr(model.config, "quantization_config"):
+        delattr(model.config, "quantization_config")
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    if getattr(model, "is_quantized", False):
+        model.is_quantized = False
+
+
+def prepare_tokenizer(tokenizer) -> None:
+    """Give the tokenizer a pad token (its EOS) when it has none."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def save_model(model, tokenizer, out: str | Path) -> Path:
+    """Save a plain HF folder (safetensors + config + tokenizer) atomically."""
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return out
+
+
+def model_fingerprint(model) -> str:
+    """Content hash of a model's weights and config: equal weights give equal fingerprints."""
+    import torch
+
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(type(model).__name__.encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,78 @@
+"""Task prompts, the ``[[Label]]`` answer format and the chain-of-thought format.
+
+Every stage (evaluation, traces, distillation) builds prompts here so they stay identical.
+The chat template is used when the tokenizer has one; the answer continuation is scored or
+trained as plain tokens appended after the prompt's token ids.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel
+
+ANSWER_RE = re.compile(r"\[\[([^\[\]]+)\]\]")
+
+
+class PromptFormat(BaseModel):
+    """Configurable wording of the task prompt (documented in docs/prompts.md)."""
+
+    instruction: str = "Classify the event in this financial news headline."
+    list_labels: bool = True
+    label_intro: str = "Event types: "
+    answer_hint: str = "Answer with the event type in double brackets, like [[Event type]]."
+    cot_hint: str = (
+        "First explain your reasoning in one or two short sentences, then give the event type "
+        "in double brackets, like [[Event type]]."
+    )
+    system: str | None = None
+
+
+def user_message(text: str, labels: list[str], fmt: PromptFormat, cot: bool = False) -> str:
+    parts = [fmt.instruction]
+    if fmt.list_labels:
+        parts.append(fmt.label_intro + "; ".join(labels) + ".")
+    parts.append(f"Headline: {text}")
+    parts.append(fmt.cot_hint if cot else fmt.answer_hint)
+    return "\n".join(parts)
+
+
+def build_prompt(tokenizer, text: str, labels: list[str], fmt: PromptFormat | None = None, cot: bool = False) -> str:
+    """The full prompt string up to where the model's answer starts."""
+    fmt = fmt or PromptFormat()
+    content = user_message(text, labels, fmt, cot)
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": fmt.system}] if fmt.system else []
+        messages.append({"role": "user", "content": content})
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return content + "\nAnswer: "
+
+
+def answer(label: str) -> str:
+    """The verbalised label, the exact continuation scored for each class."""
+    return f"[[{label}]]"
+
+
+def cot_answer(rationale: str, label: str) -> str:
+    """A chain-of-thought completion: short reasoning, then the bracketed label."""
+    return f"{rationale.strip()} {answer(label)}"
+
+
+def parse_label(generated: str, labels: list[str]) -> str | None:
+    """The label of the last ``[[...]]`` in a generation, matched case-insensitively; None if none."""
+    found = ANSWER_RE.findall(generated)
+    if not found:
+        return None
+    by_lower = {label.lower(): label for label in labels}
+    return by_lower.get(found[-1].strip().lower())
+
+
+def encode(tokenizer, prompt: str, continuation: str = "") -> tuple[list[int], list[int]]:
+    """Token ids of the prompt (with the tokenizer's BOS if it adds one) and of the continuation.
+
+    The continuation is encoded on its own, so its ids are the same after every prompt; the
+    prompt's ids are a prefix of the model input.
+    """
+    prompt_ids = tokenizer(prompt, add_special_tokens=not getattr(tokenizer, "chat_template", None))["input_ids"]
+    cont_ids = tokenizer(continuation, add_special_tokens=False)["input_ids"] if continuation else []
+    return list(prompt_ids), list(cont_ids)

@@ -1,0 +1,81 @@
+"""Tiny random models and a tiny byte-level BPE tokenizer, built in process (no network)."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+CORPUS = [
+    "Acme Corp beats quarterly earnings estimates as revenue rises 12%",
+    "Globex cuts full-year guidance on weak demand",
+    "Initech announces $2 billion share buyback program",
+    "Analyst upgrades Umbrella to buy, raises price target to $45",
+    "Hooli to acquire Pied Piper in $1.2 billion deal",
+    "Classify the event in this financial news headline. Event types: Earnings; Guidance; Buyback.",
+    "The capital of France is Paris. Water boils at 100 degrees Celsius at sea level.",
+    "First explain your reasoning in one or two short sentences, then give the event type [[Label]].",
+    "0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?'\"()[]{}$%&-+=/",
+]
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_tokenizer():
+    """A 400-token byte-level BPE tokenizer with a ChatML template, as a PreTrainedTokenizerFast."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(CORPUS * 20, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|endoftext|>"
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+ARCHS = ("llama", "qwen2", "qwen3", "mistral")
+
+
+def tiny_config(arch: str = "llama", **overrides):
+    from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
+
+    cls = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config, "mistral": MistralConfig}[arch]
+    vocab = len(tiny_tokenizer())
+    kwargs = dict(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=512,
+        tie_word_embeddings=arch in ("llama", "qwen3"),
+        pad_token_id=0,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    kwargs.update(overrides)
+    return cls(**kwargs)
+
+
+def tiny_model(arch: str = "llama", seed: int = 0, **overrides):
+    """A random tiny causal LM of the given architecture, in eval mode, float32."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_config(arch, **overrides))
+    model.eval()
+    return model
