@@ -1,0 +1,109 @@
+"""``DistillConfig``: every knob of one distillation run (method, supervision, loss, budget, schedule)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from taskdistill.cache import content_hash
+from taskdistill.errors import TaskDistillError, did_you_mean
+
+METHODS = ("logit", "lora")
+SUPERVISIONS = ("label", "kl", "cot", "cot_kl", "blended")
+KL_KINDS = ("forward", "reverse", "jsd")
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+# Fields that change how a run is logged or stored, not what it computes (ignored by resume checks).
+NON_TRAINING_FIELDS = frozenset({"checkpoint_every", "max_bad_steps", "logit_chunk"})
+
+
+class DistillConfig(BaseModel):
+    """One distillation run. Names follow the paper: method, supervision, dataset_size, λ, τ."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = "logit"
+    supervision: str = "label"
+    dataset_size: int | None = Field(None, ge=1, description="use the first N training examples")
+    lam: float = Field(0.5, ge=0.0, le=1.0, description="λ: weight of the KL term in `blended`")
+    temperature: float = Field(1.0, gt=0.0, description="τ: softmax temperature of KL terms (scaled by τ²)")
+    kl: str = "forward"
+    jsd_beta: float = Field(0.5, gt=0.0, lt=1.0, description="β of the generalized JSD")
+    trace_ce: float = Field(0.0, ge=0.0, description="weight of an extra CE term on trace tokens in `blended`")
+    top_k: int | None = Field(64, ge=1, description="teacher log-probs kept per position (None: full vocabulary)")
+    lr: float = Field(1e-4, gt=0.0)
+    max_steps: int | None = Field(None, ge=1)
+    epochs: float | None = Field(None, gt=0.0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    max_length: int = Field(512, ge=8)
+    lora_rank: int = Field(16, ge=1)
+    lora_alpha: float = Field(32.0, gt=0.0)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    seed: int = 0
+    bf16: Literal["auto"] | bool = "auto"
+    checkpoint_every: int | None = Field(None, ge=1)
+    max_bad_steps: int = Field(10, ge=1, description="stop after this many non-finite (skipped) steps")
+    logit_chunk: int = Field(1024, ge=1, description="supervised positions per lm_head chunk")
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if value not in METHODS:
+            raise did_you_mean(value, METHODS, "method")
+        return value
+
+    @field_validator("supervision")
+    @classmethod
+    def _supervision(cls, value: str) -> str:
+        if value not in SUPERVISIONS:
+            raise did_you_mean(value, SUPERVISIONS, "supervision")
+        return value
+
+    @field_validator("kl")
+    @classmethod
+    def _kl(cls, value: str) -> str:
+        if value not in KL_KINDS:
+            raise did_you_mean(value, KL_KINDS, "KL kind")
+        return value
+
+    @model_validator(mode="after")
+    def _budget(self) -> "DistillConfig":
+        if self.max_steps is None and self.epochs is None:
+            self.epochs = 1.0
+        return self
+
+    # -- derived properties -------------------------------------------------------------
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether the loss needs teacher log-probs (any KL term)."""
+        return self.supervision in ("kl", "cot_kl", "blended") and (self.supervision != "blended" or self.lam > 0)
+
+    @property
+    def uses_traces(self) -> bool:
+        """Whether the training sequences are chain-of-thought completions."""
+        return self.supervision in ("cot", "cot_kl", "blended")
+
+    def training_hash(self) -> str:
+        """Hash of the fields that change what is computed (checkpoints of another hash cannot resume)."""
+        return content_hash(self.model_dump(exclude=set(NON_TRAINING_FIELDS)))
+
+
+def make_config(**kwargs) -> DistillConfig:
+    """Build a config, turning pydantic validation errors into one-line ``TaskDistillError``."""
+    from pydantic import ValidationError
+
+    try:
+        return DistillConfig(**kwargs)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, TaskDistillError):
+            raise cause from None
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        raise TaskDistillError(f"invalid distillation setting {where}: {err['msg']}") from None
