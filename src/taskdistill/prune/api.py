@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from taskdistill.prune.importance import compute_importance
+from taskdistill.prune.importance import compute_importance, tokenize_calibration
 from taskdistill.prune.params import check_supported, count_parameters
 from taskdistill.prune.shape import TargetShape, check_keep_fraction, plan_shape
 from taskdistill.prune.surgery import prune_model
@@ -21,7 +21,7 @@ class PruneReport:
     non_embedding_before: int
     non_embedding_after: int
     reference_params: int
-    reference_non_embedding: int
+    reference_non_embedding: int | None
 
     @property
     def fraction_total(self) -> float:
@@ -29,8 +29,9 @@ class PruneReport:
         return self.params_after / self.reference_params
 
     @property
-    def fraction_non_embedding(self) -> float:
-        return self.non_embedding_after / self.reference_non_embedding
+    def fraction_non_embedding(self) -> float | None:
+        """Achieved share of the reference non-embedding parameters (None if the reference is a bare total)."""
+        return self.non_embedding_after / self.reference_non_embedding if self.reference_non_embedding else None
 
     def as_dict(self) -> dict:
         return asdict(self) | {"fraction_total": self.fraction_total,
@@ -48,11 +49,13 @@ def prune(model, tokenizer, keep_fraction: float, calib_texts, axes: str = "widt
     """
     check_supported(model.config)
     check_keep_fraction(keep_fraction)
+    calib_texts = list(calib_texts)
+    tokenize_calibration(tokenizer, calib_texts, max_length, batch_size)  # bad calibration fails early
     total, non_embedding = count_parameters(model)
     if reference_params is None:
         reference = (total, non_embedding)
     elif isinstance(reference_params, int):
-        reference = (reference_params, round(reference_params * non_embedding / total))
+        reference = (reference_params, None)
     else:
         reference = tuple(reference_params)
     target = plan_shape(model.config, keep_fraction, axes, depth_share, reference_params=reference[0])
