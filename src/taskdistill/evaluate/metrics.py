@@ -35,6 +35,7 @@ class TaskMetrics:
     nll: float
     brier: float
     per_class_f1: dict[str, float]
+    support: dict[str, int]
     confusion: list[list[int]]
     n: int
     correct: int
@@ -92,6 +93,7 @@ def classification_metrics(
         nll=float(-lp[np.arange(n), gold].mean()),
         brier=float(((probs - onehot) ** 2).sum(axis=1).mean()),
         per_class_f1={labels[c]: f for c, f in per_class.items()},
+        support={labels[c]: int(k) for c, k in enumerate(np.bincount(gold, minlength=n_classes)) if k},
         confusion=confusion.tolist(),
         n=n,
         correct=correct,

@@ -1,9 +1,155 @@
-"""CLI verb of this evaluation (filled in by its issue)."""
+"""``taskdistill eval task MODEL --data SOURCE``: in-domain quality as a rich table (and JSON on request)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+HELP = """Evaluate MODEL on a task's test set: accuracy, macro-F1, gold-label NLL, Brier, per-class F1.
+
+MODEL is a built-in name (smollm2-135m-instruct), a local HF folder, a .gguf file or a hub id.
+--data is any task source (synthetic[:n=..,seed=..,granularity=fine|coarse], hf:owner/name, or a
+csv/jsonl/parquet file). With --test-size N the fixed stratified test split of N examples is taken
+from it (the same split studies use); without it every row of --data is the test set.
+--limit N then keeps a deterministic stratified N of those test examples (for quick checks).
+Modes: score (constrained scoring of every [[Label]]), generate (greedy answer, parsed; unparseable
+counts as wrong), cot (greedy reasoning, then every label scored at the answer slot)."""
+
+
+def task_cmd(
+    model: str = typer.Argument(..., help="Model: built-in name, HF folder, .gguf file or hub id."),
+    data: str = typer.Option(..., "--data", help="Task data: synthetic[:...], hf:owner/name, or a csv/jsonl/parquet file."),
+    text_col: Optional[str] = typer.Option(None, "--text-col", help="Text column (auto-detected if omitted)."),
+    label_col: Optional[str] = typer.Option(None, "--label-col", help="Label column (auto-detected if omitted)."),
+    label_names: Optional[str] = typer.Option(
+        None, "--label-names", help="Class names for integer labels: a JSON file (list or id→name map) or 'a,b,c'."
+    ),
+    test_size: Optional[int] = typer.Option(
+        None, "--test-size", min=1, help="Take the fixed stratified test split of this size from --data."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the test split (with --test-size)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate a stratified subset of this many test examples."),
+    mode: str = typer.Option("score", "--mode", help="score | generate | cot."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per forward pass."),
+    max_new_tokens: Optional[int] = typer.Option(
+        None, "--max-new-tokens", min=1, help="Generation length for generate/cot (default 32 / 160)."
+    ),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+) -> None:
+    from rich.console import Console
+
+    from taskdistill.cache import atomic_write_json
+    from taskdistill.errors import TaskDistillError
+    from taskdistill.evaluate.metrics import MODES
+
+    if mode not in MODES:
+        raise TaskDistillError(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
+    if json_out is not None and json_out.is_dir():
+        raise TaskDistillError(f"--json {json_out} is a folder; give a file path such as {json_out / 'metrics.json'}")
+    console = Console(stderr=True)
+    test = load_test_set(data, text_col, label_col, label_names, test_size, seed, limit)
+    from taskdistill.evaluate.task import evaluate_task
+    from taskdistill.models.load import load_model
+
+    with console.status(f"loading {model}"):
+        net, tok = load_model(model)
+    metrics = run_with_progress(console, lambda progress: evaluate_task(
+        net, tok, test, mode=mode, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress
+    ))
+    Console().print(render(metrics, model, test.name))
+    if json_out is not None:
+        atomic_write_json(json_out, {"model": model, "data": data, "test_size": len(test), **metrics.to_dict()})
+        console.print(f"wrote {json_out}")
+
+
+def load_test_set(data, text_col, label_col, label_names, test_size, seed, limit):
+    """The TaskData to evaluate: --data, its fixed stratified test split, then a stratified --limit."""
+    from taskdistill.data.load import load_task_data
+    from taskdistill.data.splits import make_split
+
+    full = load_task_data(data, text_col=text_col, label_col=label_col, label_names=parse_label_names(label_names))
+    test = make_split(full, test_size, seed=seed).test if test_size is not None else full
+    if limit is not None and limit < len(test):
+        test = make_split(test, limit, seed=seed).test
+    return test
+
+
+def parse_label_names(value: str | None):
+    """``--label-names``: a JSON file (list, or id→name map) or a comma-separated list."""
+    import json
+
+    from taskdistill.errors import TaskDistillError
+
+    if value is None:
+        return None
+    path = Path(value)
+    if path.suffix.lower() == ".json":
+        if not path.is_file():
+            raise TaskDistillError(f"--label-names file not found: {path}; pass a JSON file or 'a,b,c'")
+        try:
+            names = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TaskDistillError(f"--label-names {path} is not valid JSON ({exc}); fix the file") from None
+        if isinstance(names, dict):
+            return {str(k): str(v) for k, v in names.items()}
+        if isinstance(names, list):
+            return [str(v) for v in names]
+        raise TaskDistillError(f"--label-names {path} must hold a list or an id→name object")
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise TaskDistillError("--label-names is empty; pass a JSON file or 'a,b,c'")
+    return names
+
+
+def run_with_progress(console, work):
+    """Run ``work(progress)`` under a transient rich progress bar, one task per phase."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done)
+
+        return work(progress)
+
+
+def render(metrics, model: str, data_name: str):
+    """Summary, per-class F1 and the most frequent confusions as rich tables."""
+    from rich.console import Group
+    from rich.table import Table
+
+    summary = Table(title=f"{model} on {data_name} ({metrics.mode})", show_header=True)
+    for col in ("n", "accuracy", "macro-F1", "NLL", "Brier", "scored acc", "unparseable", "chance"):
+        summary.add_column(col, justify="right")
+    summary.add_row(
+        str(metrics.n), f"{metrics.accuracy:.3f}", f"{metrics.macro_f1:.3f}", f"{metrics.nll:.3f}",
+        f"{metrics.brier:.3f}", f"{metrics.scored_accuracy:.3f}", str(metrics.unparseable), f"{metrics.chance:.3f}",
+    )
+    per_class = Table("class", "F1", "gold n", title="per-class F1 (classes in gold ∪ predicted)")
+    for name, f1 in sorted(metrics.per_class_f1.items(), key=lambda kv: -kv[1]):
+        per_class.add_row(name, f"{f1:.3f}", str(metrics.support.get(name, 0)))
+    confusions = sorted(
+        ((count, metrics.labels[g], metrics.labels[p]) for g, row in enumerate(metrics.confusion)
+         for p, count in enumerate(row) if g != p and count),
+        reverse=True,
+    )[:5]
+    parts = [summary, per_class]
+    if confusions:
+        top = Table("gold", "predicted", "count", title="most frequent confusions")
+        for count, gold, pred in confusions:
+            top.add_row(gold, pred, str(count))
+        parts.append(top)
+    return Group(*parts)
 
 
 def register(eval_app: typer.Typer) -> None:
-    """Add this verb to ``taskdistill eval``."""
+    """Add ``task`` to ``taskdistill eval``."""
+    eval_app.command("task", help=HELP)(task_cmd)
