@@ -1,0 +1,298 @@
+"""The study spec: one YAML file naming the teacher, the task data, the benchmarks and the grid.
+
+Validated with pydantic; every error becomes one ``TaskDistillError`` line that names the field
+(dotted path) and the fix, with "did you mean" suggestions for unknown keys and axis values.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from taskdistill.cache import content_hash
+from taskdistill.errors import TaskDistillError, did_you_mean
+
+METHODS = ("logit", "lora")
+SUPERVISIONS = ("label", "kl", "cot", "cot_kl", "blended")
+SCHEDULES = ("iterative", "oneshot")
+PRUNE_AXES = ("width", "depth", "mixed")
+EVAL_MODES = ("score", "generate", "cot")
+# Fields the study sets per run itself; they may not appear under `training`.
+PER_RUN_FIELDS = ("method", "supervision", "seed", "dataset_size")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _choices(values: list[str], known: tuple[str, ...], what: str) -> list[str]:
+    if not values:
+        raise ValueError(f"the {what} axis is empty; list at least one of: {', '.join(known)}")
+    for value in values:
+        if value not in known:
+            raise ValueError(str(did_you_mean(value, known, what)))
+    if len(set(values)) != len(values):
+        raise ValueError(f"the {what} axis lists a value twice; list each value once")
+    return values
+
+
+class TaskSpec(_Strict):
+    """Where the task data comes from and how it is split."""
+
+    source: str = Field(description="synthetic[:n=…,seed=…], hf:owner/name, or a csv/jsonl/parquet path")
+    text_col: str | None = None
+    label_col: str | None = None
+    id_col: str | None = None
+    cot_col: str | None = None
+    test_size: int = Field(1000, ge=1, description="held-out test examples (stratified, fixed)")
+    split_seed: int = 0
+    calibration_size: int = Field(64, ge=1, description="training-pool headlines used to rank what to prune")
+
+
+class KnowledgeSpec(_Strict):
+    """General-knowledge benchmarks evaluated after every step."""
+
+    benchmarks: list[str] = Field(default_factory=lambda: ["probe"])
+    limit: int | None = Field(100, ge=1, description="items per benchmark (None: all)")
+    seed: int = 0
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _benchmarks(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("no general-knowledge benchmarks; list at least one, e.g. [probe]")
+        return value
+
+
+class Axes(_Strict):
+    """The grid: every combination is one branch of the study."""
+
+    dataset_sizes: list[int]
+    keep_fractions: list[float] | str = Field(description="κ values, or a named schedule such as `paper`")
+    schedules: list[str] = Field(default_factory=lambda: ["iterative"])
+    supervision: list[str] = Field(default_factory=lambda: ["label"])
+    method: list[str] = Field(default_factory=lambda: ["logit"])
+    seeds: list[int] = Field(default_factory=lambda: [0])
+
+    @field_validator("dataset_sizes")
+    @classmethod
+    def _sizes(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("the dataset_sizes axis is empty; list at least one training-set size")
+        if min(value) < 1:
+            raise ValueError("dataset sizes must be ≥ 1 example")
+        if len(set(value)) != len(value):
+            raise ValueError("the dataset_sizes axis lists a size twice; list each once")
+        return sorted(value)
+
+    @field_validator("keep_fractions")
+    @classmethod
+    def _kappas(cls, value):
+        if isinstance(value, str):
+            from taskdistill.prune.schedule import parse_schedule
+
+            try:
+                value = list(parse_schedule(value))
+            except TaskDistillError as exc:
+                raise ValueError(str(exc)) from None
+        if not value:
+            raise ValueError("the keep_fractions axis is empty; list κ values in (0, 1), e.g. [0.79, 0.58]")
+        for kappa in value:
+            if not 0.0 < kappa < 1.0:
+                raise ValueError(f"keep fraction {kappa} is outside (0, 1); κ is the share of teacher parameters kept")
+        if len(set(value)) != len(value):
+            raise ValueError("the keep_fractions axis lists a κ twice; list each once")
+        return sorted(value, reverse=True)
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedules(cls, value: list[str]) -> list[str]:
+        return _choices(value, SCHEDULES, "schedule")
+
+    @field_validator("supervision")
+    @classmethod
+    def _supervision(cls, value: list[str]) -> list[str]:
+        return _choices(value, SUPERVISIONS, "supervision")
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: list[str]) -> list[str]:
+        return _choices(value, METHODS, "method")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("the seeds axis is empty; list at least one seed, e.g. [0]")
+        if len(set(value)) != len(value):
+            raise ValueError("the seeds axis lists a seed twice; list each once")
+        return value
+
+
+class CorrectionSpec(_Strict):
+    """Teacher correction: a short distillation of the teacher on the task before pruning."""
+
+    enabled: bool = False
+    dataset_size: int = Field(500, ge=1)
+    training: dict[str, Any] = Field(default_factory=dict, description="DistillConfig fields")
+
+
+class TracesSpec(_Strict):
+    """Chain-of-thought traces generated by the (corrected) teacher for CoT supervision."""
+
+    max_new_tokens: int = Field(64, ge=8)
+    batch_size: int = Field(8, ge=1)
+
+
+class PruneSpec(_Strict):
+    axes: str = "mixed"
+
+    @field_validator("axes")
+    @classmethod
+    def _axes(cls, value: str) -> str:
+        if value not in PRUNE_AXES:
+            raise ValueError(str(did_you_mean(value, PRUNE_AXES, "pruning axes")))
+        return value
+
+
+class EvaluationSpec(_Strict):
+    """How every student (and the teacher) is evaluated."""
+
+    mode: str = "score"
+    test_limit: int | None = Field(None, ge=1, description="score only the first N test examples")
+    batch_size: int = Field(8, ge=1)
+    cost: bool = True
+    cost_repeats: int = Field(2, ge=1)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        if value not in EVAL_MODES:
+            raise ValueError(str(did_you_mean(value, EVAL_MODES, "evaluation mode")))
+        return value
+
+
+class EarlyStop(_Strict):
+    """Stop a branch when general-knowledge retention of its latest student falls below a threshold."""
+
+    min_gk_retention: float | None = Field(None, description="e.g. 0.2; None never stops")
+
+
+class StudySpec(_Strict):
+    """A whole study: one YAML file."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    teacher: str = Field(description="built-in name, local Hugging Face folder, or hub id")
+    task: TaskSpec
+    knowledge: KnowledgeSpec = Field(default_factory=KnowledgeSpec)
+    axes: Axes
+    correction: CorrectionSpec = Field(default_factory=CorrectionSpec)
+    traces: TracesSpec = Field(default_factory=TracesSpec)
+    prune: PruneSpec = Field(default_factory=PruneSpec)
+    training: dict[str, Any] = Field(default_factory=dict, description="DistillConfig fields shared by all runs")
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    early_stop: EarlyStop = Field(default_factory=EarlyStop)
+    report: bool = Field(True, description="fit laws and write report.html at the end")
+
+    @model_validator(mode="after")
+    def _cross(self) -> "StudySpec":
+        for where, extra in (("training", self.training), ("correction.training", self.correction.training)):
+            fixed = [k for k in extra if k in PER_RUN_FIELDS]
+            if fixed:
+                raise TaskDistillError(f"{where}.{fixed[0]} is set by the study axes; remove it from {where}")
+            distill_config(extra, where=where)
+        return self
+
+    def spec_hash(self) -> str:
+        return content_hash(self.model_dump(mode="json"))
+
+    def run_config(self, method: str, supervision: str, seed: int, dataset_size: int) -> dict:
+        """The full DistillConfig fields of one recovery run (validated)."""
+        fields = dict(self.training, method=method, supervision=supervision, seed=seed, dataset_size=dataset_size)
+        return distill_config(fields, where="training").model_dump(mode="json")
+
+
+def distill_config(fields: dict, where: str):
+    """Validate DistillConfig fields, naming the spec field on error."""
+    from taskdistill.distill.config import DistillConfig
+
+    unknown = [k for k in fields if k not in DistillConfig.model_fields]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(DistillConfig.model_fields), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise TaskDistillError(f"{where}.{unknown[0]}: unknown distillation setting.{hint}")
+    try:
+        return DistillConfig(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        cause = err.get("ctx", {}).get("error")
+        msg = str(cause) if isinstance(cause, TaskDistillError) else err["msg"]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise TaskDistillError(f"{where}.{loc}: {msg}") from None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str] | None:
+    """Field names of the sub-model a validation error location points into."""
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return list(model.model_fields)
+
+
+def _message(err: dict) -> str:
+    loc = tuple(err["loc"])
+    where = ".".join(str(p) for p in loc) or "spec"
+    cause = err.get("ctx", {}).get("error")
+    if err["type"] == "extra_forbidden":
+        known = _fields_at(StudySpec, loc[:-1]) or []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return f"{where}: unknown key.{hint} Known keys here: {', '.join(known)}."
+    if err["type"] == "missing":
+        return f"{where}: required field missing; add it to the spec"
+    if isinstance(cause, TaskDistillError):
+        return f"{where}: {cause}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}"
+
+
+def parse_spec(data: Any, origin: str = "spec") -> StudySpec:
+    """Validate a spec mapping; raise one clear TaskDistillError on the first problem."""
+    if not isinstance(data, dict):
+        raise TaskDistillError(f"{origin}: a study spec must be a YAML mapping (name:, teacher:, task:, axes:, …)")
+    try:
+        return StudySpec(**data)
+    except ValidationError as exc:
+        raise TaskDistillError(f"{origin}: {_message(exc.errors()[0])}") from None
+    except TaskDistillError as exc:
+        raise TaskDistillError(f"{origin}: {exc}") from None
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a YAML study spec."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise TaskDistillError(f"{path}: no such study spec; give a YAML file such as configs/quickstart.yaml")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise TaskDistillError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    return parse_spec(data, origin=str(path))
+
+
+def dump_spec(spec: StudySpec) -> str:
+    import yaml
+
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
