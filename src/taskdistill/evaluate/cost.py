@@ -90,18 +90,10 @@ class Cost:
 
 
 def count_parameters(model) -> tuple[int, int]:
-    """(total, non-embedding) parameter counts of a model; tied weights counted once."""
-    try:
-        from taskdistill.prune.params import count_parameters as shared
-    except ImportError:  # the pruning stage owns the canonical count; same definition
-        shared = None
-    if shared is not None:
-        return shared(model)
-    total = sum(p.numel() for p in model.parameters())
-    embed = model.get_input_embeddings().weight
-    head = model.get_output_embeddings()
-    untied_head = head is not None and head.weight is not embed
-    return total, total - embed.numel() - (head.weight.numel() if untied_head else 0)
+    """(total, non-embedding) parameter counts; the pruning stage's definition (tied weights once)."""
+    from taskdistill.prune.params import count_parameters as shared
+
+    return shared(model)
 
 
 def matmul_parameters(model) -> int:
