@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
+from typer.core import TyperGroup
 
 from taskdistill.errors import TaskDistillError
 
+
+class _Root(TyperGroup):
+    """Root command group: a user error anywhere below becomes one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TaskDistillError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+
+
 app = typer.Typer(
+    cls=_Root,
     name="taskdistill",
     help="Compress a teacher LLM for one domain task and measure what it keeps and forgets.",
     no_args_is_help=True,
@@ -36,9 +48,5 @@ _register()
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2."""
-    try:
-        app()
-    except TaskDistillError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    """Console-script entry point."""
+    app()

