@@ -1,0 +1,289 @@
+"""Fit one law to one metric's points: bounded multi-start L-BFGS-B with variable-projection starts.
+
+Losses: ``binomial`` / ``betabinomial`` on counts (``auto`` picks beta-binomial when seeds show
+overdispersion), ``huber`` or ``lsq`` on the transformed value (−log q, or q for b1). Starts come from
+a grid of the nonlinear parameters with the linear coefficients solved by scipy.optimize.nnls
+(variable projection); for ``lsq`` the whole fit is variable projection. The best few starts are
+polished; the result reports how many reached the best objective. Degenerate data raise
+:class:`NotIdentifiable` with a plain statement.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize, nnls
+
+from taskdistill.errors import TaskDistillError, did_you_mean
+from taskdistill.laws import likelihood as lik
+from taskdistill.laws.fitcheck import NotIdentifiable, check_data, check_identified, min_points
+from taskdistill.laws.forms import FORMS, Design, Form
+from taskdistill.laws.observations import Points
+from taskdistill.laws.transforms import Q_MIN, neglog_retention, value_from_retention
+
+LOSSES = ("auto", "binomial", "betabinomial", "huber", "lsq")
+REF_LEVELS = {"supervision": "label", "schedule": "iterative"}
+
+
+@dataclass
+class Fit:
+    """A fitted law: parameters in the data's units plus everything needed to predict and audit it."""
+
+    form: Form
+    metric: str
+    loss: str
+    u: np.ndarray
+    params: dict
+    scales: tuple  # (κ scale, D scale) the inputs were divided by
+    levels: tuple  # (supervision levels, schedule levels); index 0 is the reference level
+    q0: float | None
+    objective: float
+    n_points: int
+    n_params: int
+    starts_reached: int
+    starts_polished: int
+    converged: bool
+    rho: float = 0.0
+    log_likelihood: float | None = None
+    aicc: float | None = None
+    notes: list = field(default_factory=list)
+
+    def design(self, kappa, dataset_size=1.0, supervision=None, schedule=None) -> Design:
+        kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
+        D = np.broadcast_to(np.asarray(dataset_size, dtype=np.float64), kappa.shape)
+        sup = _index(supervision, self.levels[0], "supervision", kappa.shape)
+        sched = _index(schedule, self.levels[1], "schedule", kappa.shape)
+        return Design(kappa / self.scales[0], D / self.scales[1], sup, sched,
+                      len(self.levels[0]), len(self.levels[1]), self.q0)
+
+    def predict_q(self, kappa, dataset_size=1.0, supervision=None, schedule=None) -> np.ndarray:
+        """Predicted retention q at the given settings (arrays broadcast against κ)."""
+        return self.form.q(self.u, self.design(kappa, dataset_size, supervision, schedule))[0]
+
+    def predict_value(self, chance, reference, kappa, dataset_size=1.0, supervision=None, schedule=None):
+        return value_from_retention(self.predict_q(kappa, dataset_size, supervision, schedule), chance, reference)
+
+    def to_dict(self) -> dict:
+        return {"form": self.form.name, "metric": self.metric, "loss": self.loss, "params": self.params,
+                "n_points": self.n_points, "n_params": self.n_params, "objective": self.objective,
+                "log_likelihood": self.log_likelihood, "aicc": self.aicc, "rho": self.rho,
+                "starts_reached": self.starts_reached, "starts_polished": self.starts_polished,
+                "converged": self.converged, "levels": {"supervision": list(self.levels[0]),
+                                                        "schedule": list(self.levels[1])}, "notes": self.notes}
+
+
+def _index(value, levels, what, shape):
+    if value is None:
+        return np.zeros(shape, dtype=int)
+    values = np.broadcast_to(np.asarray(value, dtype=object), shape)
+    out = np.empty(shape, dtype=int)
+    for i, v in np.ndenumerate(values):
+        if v not in levels:
+            raise did_you_mean(str(v), levels, f"{what} (not in the fitted data)")
+        out[i] = list(levels).index(v)
+    return out
+
+
+def _levels(values, what) -> tuple:
+    uniq = sorted(set(values))
+    ref = REF_LEVELS[what]
+    return tuple([ref] + [v for v in uniq if v != ref]) if ref in uniq else tuple(uniq)
+
+
+def get_form(form: str | Form) -> Form:
+    if isinstance(form, Form):
+        return form
+    if form not in FORMS:
+        raise did_you_mean(form, FORMS, "law family")
+    return FORMS[form]
+
+
+def fit_points(points: Points, form: str | Form, *, loss: str = "auto", huber_delta: float = 0.1,
+               n_polish: int = 6, rho: float | None = None) -> Fit:
+    """Fit ``form`` to ``points`` (one metric; one slice for a1/a2/b1, one method for c1)."""
+    form = get_form(form)
+    if loss not in LOSSES:
+        raise did_you_mean(loss, LOSSES, "loss")
+    notes = []
+    if form.name == "c1" and np.any(points.dataset_size == 0):
+        keep = points.dataset_size > 0
+        notes.append(f"c1 needs D > 0: {int((~keep).sum())} point(s) right after pruning (D = 0) are left to b1")
+        points = points.take(keep)
+    check_data(points, form)
+    sup_levels = _levels(points.supervision, "supervision") if form.name == "c1" else tuple(sorted(set(points.supervision)))
+    sched_levels = _levels(points.schedule, "schedule") if form.name == "c1" else tuple(sorted(set(points.schedule)))
+    k, n, chance, ref = points.correct, points.n, points.chance, points.reference
+    q_obs = points.q
+    q0 = None
+    if form.name == "b1" and np.any(points.dataset_size == 0):
+        at0 = points.dataset_size == 0
+        q0 = float((k[at0].sum() / n[at0].sum() - chance[at0].mean()) / (ref[at0].mean() - chance[at0].mean()))
+    D_pos = points.dataset_size[points.dataset_size > 0]
+    scales = (float(np.exp(np.mean(np.log(points.kappa)))), float(np.exp(np.mean(np.log(D_pos)))) if D_pos.size else 1.0)
+    X = Design(points.kappa / scales[0], points.dataset_size / scales[1],
+               np.array([sup_levels.index(s) for s in points.supervision]) if form.name == "c1" else np.zeros(len(points), int),
+               np.array([sched_levels.index(s) for s in points.schedule]) if form.name == "c1" else np.zeros(len(points), int),
+               len(sup_levels) if form.name == "c1" else 1, len(sched_levels) if form.name == "c1" else 1, q0)
+    n_params = form.n_params(X)
+    if len(points) < min_points(n_params):
+        raise TaskDistillError(
+            f"{form.name} has {n_params} free parameters but {points.metric} has only {len(points)} points; "
+            f"a fit needs at least {min_points(n_params)} (about 4 per parameter): add runs or use a smaller form")
+    if loss == "auto":
+        settings = [r[:5] for r in points.runs]
+        rho = lik.overdispersion(k, n, settings) if rho is None else rho
+        loss = "betabinomial" if rho > 0 else "binomial"
+    rho = float(rho or 0.0) if loss == "betabinomial" else 0.0
+
+    y = neglog_retention(q_obs) if form.space == "neglog" else q_obs
+    p_hat = np.clip(k / n, 0.5 / (n + 1), 1 - 0.5 / (n + 1))
+    var_q = p_hat * (1 - p_hat) / n / (ref - chance) ** 2
+    w = 1.0 / (var_q / np.maximum(q_obs, Q_MIN) ** 2 if form.space == "neglog" else var_q)
+    objective = _objective(form, X, loss, k, n, chance, ref, y, huber_delta, rho)
+    bounds = form.bounds(X)
+    starts = _starts(form, X, y, np.ones_like(y) if loss in ("lsq", "huber") else w, bounds)
+    if loss == "lsq" and form.phi_grid(X) is not None:
+        starts = [_vp_refine(form, X, y, s, bounds) for s in _best(starts, objective, n_polish)]
+    else:
+        starts = _best(starts, objective, n_polish)
+    results = [minimize(objective, s, jac=True, method="L-BFGS-B", bounds=bounds,
+                        options={"maxiter": 3000, "ftol": 1e-15, "gtol": 1e-10}) for s in starts]
+    best = min(results, key=lambda r: r.fun)
+    tol = 1e-6 * max(1.0, abs(best.fun))
+    reached = [r for r in results if r.fun <= best.fun + tol]
+    check_identified(form, X, best.x, [r.x for r in reached], bounds, points.metric,
+                     lambda u: _fisher(form, X, u, n, chance, ref, loss))
+    gnorm = float(np.max(np.abs(_projected_grad(objective, best.x, bounds))))
+    converged = bool(best.success) or gnorm < 1e-5 * max(1.0, abs(best.fun))
+    if not converged:
+        notes.append(f"optimiser did not converge: {best.message} (projected gradient {gnorm:.2g})")
+    logl = _log_likelihood(loss, best.fun, len(points))
+    k_aic = n_params + (1 if loss == "betabinomial" else 0)
+    aicc = None if logl is None else _aicc(logl, k_aic, len(points))
+    return Fit(form, points.metric, loss, best.x, form.natural(best.x, X, scales, (sup_levels, sched_levels)),
+               scales, (sup_levels, sched_levels), q0, float(best.fun), len(points), n_params, len(reached),
+               len(results), converged, rho, logl, aicc, notes)
+
+
+def _objective(form, X, loss, k, n, chance, ref, y, delta, rho):
+    span = ref - chance
+
+    def f(u):
+        q, dq = form.q(u, X)
+        if loss in ("binomial", "betabinomial"):
+            p = chance + span * q
+            val, dp = lik.betabinomial_nll(k, n, p, rho) if loss == "betabinomial" else lik.binomial_nll(k, n, p)
+            inside = (p > 1e-9) & (p < 1 - 1e-9)
+            return val, (dp * span * inside) @ dq
+        if form.space == "neglog":
+            qc = np.maximum(q, 1e-300)
+            pred, dpred = -np.log(qc), -dq / qc[:, None]
+        else:
+            pred, dpred = q, dq
+        if loss == "huber":
+            val, dr = lik.huber(pred - y, delta)
+        else:
+            r = pred - y
+            val, dr = float(r @ r), 2 * r
+        return val, dr @ dpred
+
+    return f
+
+
+def _starts(form: Form, X: Design, y, w, bounds):
+    grid = form.phi_grid(X)
+    if grid is None:
+        return [np.clip(u, *np.array(bounds).T) for u in form.grid(X)]
+    out = []
+    sw = np.sqrt(w)
+    for phi in grid:
+        coef = _linear(form, phi, X, y, sw)
+        out.append(np.clip(form.assemble(phi, coef, X), *np.array(bounds).T))
+    return out
+
+
+def _linear(form, phi, X, y, sw):
+    """Variable projection: the linear coefficients for fixed nonlinear ones (weighted (N)NLS)."""
+    basis, offset, nonneg = form.basis(phi, X)
+    A, b = basis * sw[:, None], (y - offset) * sw
+    if not np.all(np.isfinite(A)):
+        return np.zeros(basis.shape[1])
+    return nnls(A, b)[0] if nonneg else np.linalg.lstsq(A, b, rcond=None)[0]
+
+
+def _vp_refine(form, X, y, u0, bounds):
+    """Least squares by variable projection: minimise over the nonlinear parameters only."""
+    nl_idx = _nonlinear_index(form, X)
+    ones = np.ones_like(y)
+
+    def rss(phi):
+        coef = _linear(form, phi, X, y, ones)
+        basis, offset, _ = form.basis(phi, X)
+        r = basis @ coef + offset - y
+        return float(r @ r) if np.all(np.isfinite(r)) else 1e300
+
+    phi0 = _phi_of(form, u0, X)
+    res = minimize(rss, phi0, method="L-BFGS-B", bounds=[bounds[i] for i in nl_idx] + _extra_bounds(form, X, bounds),
+                   options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12})
+    coef = _linear(form, res.x, X, y, ones)
+    return np.clip(form.assemble(res.x, coef, X), *np.array(bounds).T)
+
+
+def _nonlinear_index(form, X):
+    return {"a1": [1], "b1": [1, 2], "c1": [2, 4] + list(range(5, form.n_params(X)))}[form.name]
+
+
+def _phi_of(form, u, X):
+    if form.name == "b1":
+        return np.array([u[1], u[2], X.q0 if X.q0 is not None else u[3]])
+    return np.asarray(u)[_nonlinear_index(form, X)]
+
+
+def _extra_bounds(form, X, bounds):
+    return [bounds[3]] if form.name == "b1" and X.q0 is None else ([(X.q0, X.q0)] if form.name == "b1" else [])
+
+
+def _best(starts, objective, m):
+    vals = [objective(s)[0] for s in starts]
+    order = [i for i in np.argsort(vals) if np.isfinite(vals[i])]
+    chosen = []
+    for i in order:
+        if all(np.max(np.abs(starts[i] - starts[j])) > 1e-3 for j in chosen):
+            chosen.append(i)
+        if len(chosen) == m:
+            break
+    return [starts[i] for i in chosen] or [starts[0]]
+
+
+def _projected_grad(objective, u, bounds):
+    g = objective(u)[1]
+    lo, hi = np.array(bounds).T
+    g = np.where((u <= lo + 1e-10) & (g > 0), 0.0, g)
+    return np.where((u >= hi - 1e-10) & (g < 0), 0.0, g)
+
+
+def _fisher(form, X, u, n, chance, ref, loss):
+    """Information matrix in fit coordinates (binomial for counts; identity weights otherwise)."""
+    q, dq = form.q(u, X)
+    if loss in ("binomial", "betabinomial"):
+        p = np.clip(chance + (ref - chance) * q, 1e-6, 1 - 1e-6)
+        J = dq * (ref - chance)[:, None]
+        return J.T @ (J * (n / (p * (1 - p)))[:, None])
+    J = -dq / np.maximum(q, 1e-300)[:, None] if form.space == "neglog" else dq
+    return J.T @ J
+
+
+def _log_likelihood(loss, value, n):
+    if loss in ("binomial", "betabinomial"):
+        return -value
+    if loss == "lsq":
+        return -0.5 * n * (math.log(2 * math.pi * max(value, 1e-300) / n) + 1)
+    return None
+
+
+def _aicc(logl, k, n):
+    if n - k - 1 <= 0:
+        return math.inf
+    return -2 * logl + 2 * k + 2 * k * (k + 1) / (n - k - 1)

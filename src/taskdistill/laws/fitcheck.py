@@ -1,0 +1,79 @@
+"""Checks before and after a fit: enough points and levels, a trend to fit, an identified optimum."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from taskdistill.errors import TaskDistillError
+
+SPREAD_TOL = 0.05  # fit-coordinate spread (logs / exponents) among equally good starts that counts as a ridge
+COND_TOL = 1e-10  # smallest/largest eigenvalue of the information matrix below which a direction is flat
+_NATURAL_BOUND = {"E", "q_inf", "q0"}  # bounds that are physical limits, not search limits
+_SLICE = {"a1": ("supervision", "method", "schedule", "dataset_size"), "a2": ("supervision", "method", "schedule", "dataset_size"),
+          "b1": ("supervision", "method", "schedule", "kappa"), "c1": ("method",)}
+
+
+class NotIdentifiable(TaskDistillError):
+    """The data cannot pin down this law (one κ level, all at chance, a flat ridge, ...)."""
+
+
+def min_points(n_params: int) -> int:
+    """Fewest points for a form with ``n_params`` free parameters: about 4 per parameter (4k − 3)."""
+    return 4 * n_params - 3
+
+
+def check_data(points, form) -> None:
+    """Refuse data that mixes slices, lacks levels, shows no trend or sits at chance everywhere."""
+    name = points.metric
+    for field in _SLICE[form.name]:
+        values = np.unique(getattr(points, field))
+        if len(values) > 1:
+            shown = ", ".join(str(v) for v in values[:4])
+            raise TaskDistillError(f"{form.name} fits one slice but {name} mixes {field} = {shown}; "
+                                   "fit each slice separately (laws.study.fit_study groups them)")
+    for axis, need in form.min_levels.items():
+        values = points.kappa if axis == "kappa" else points.dataset_size[points.dataset_size > 0]
+        levels = np.unique(values)
+        if len(levels) < need:
+            what = "keep fractions κ" if axis == "kappa" else "dataset sizes D > 0"
+            raise NotIdentifiable(
+                f"not identifiable: {name} has {len(levels)} distinct {what} "
+                f"({', '.join(f'{v:g}' for v in levels)}); {form.name} needs at least {need} to pin down its "
+                "shape: add levels")
+    value = points.value
+    if np.ptp(value) == 0:
+        raise NotIdentifiable(f"not identifiable: all {len(points)} values of {name} are identical "
+                              f"({value[0]:g}); the data show no trend for a law to describe")
+    se = np.sqrt(points.chance * (1 - points.chance) / points.n)
+    if np.all(value - points.chance <= 2 * se):
+        raise NotIdentifiable(f"not identifiable: every point of {name} is at chance (within 2 standard errors); "
+                              "the metric has collapsed everywhere, so no law can locate the collapse: "
+                              "add milder keep fractions")
+
+
+def check_identified(form, X, u, reached, bounds, metric, fisher, error=NotIdentifiable) -> None:
+    """After the fit: equally good starts must agree, no search bound may hold an active parameter,
+    and the information matrix must not be singular in the active parameters."""
+    names = form.names(X)
+    inactive = form.inactive(u, X)
+    active = [i for i in range(len(u)) if i not in inactive]
+    where = f"not identifiable: {metric} under {form.name}"
+    for other in reached:
+        diff = np.abs(other - u)
+        for i in active:
+            if diff[i] > SPREAD_TOL:
+                raise error(f"{where}: equally good starts put {names[i]} at {u[i]:.3g} and {other[i]:.3g}; "
+                            "the data do not pin it down (add levels or use a smaller form)")
+    for i in active:
+        lo, hi = bounds[i]
+        if names[i] not in _NATURAL_BOUND and (u[i] <= lo + 1e-6 or u[i] >= hi - 1e-6):
+            raise error(f"{where}: {names[i]} runs to its search bound ({u[i]:.3g}); the data do not pin it "
+                        "down (the transition lies outside the observed range)")
+    info = fisher(u)[np.ix_(active, active)]
+    if info.size:
+        scale = np.sqrt(np.clip(np.diag(info), 1e-300, None))
+        evals, evecs = np.linalg.eigh(info / np.outer(scale, scale))
+        if evals[0] <= COND_TOL * max(evals[-1], 1e-300):
+            flat = [names[active[j]] for j in np.argsort(-np.abs(evecs[:, 0]))[:2]]
+            raise error(f"{where}: the data constrain only a combination of {' and '.join(flat)} "
+                        "(singular information matrix): add levels along the missing axis")
