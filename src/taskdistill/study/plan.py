@@ -143,7 +143,7 @@ def work_units(step: Step, spec: StudySpec, kappa_of: dict[str, float]) -> float
     kappa = kappa_of.get(step.key, 1.0)
     if step.kind == "evaluate":
         n_test = spec.evaluation.test_limit or spec.task.test_size
-        gk = (spec.knowledge.limit or 1000) * len(spec.knowledge.benchmarks)
+        gk = (spec.knowledge.limit or 0) * len(spec.knowledge.benchmarks)  # all items (no limit): not counted
         return kappa * (n_test + gk)
     if step.kind in ("recover", "correct"):
         cfg = step.inputs["training"]
@@ -156,7 +156,7 @@ def work_units(step: Step, spec: StudySpec, kappa_of: dict[str, float]) -> float
         return seen * (3 * kappa + teacher)
     if step.kind == "prune":
         return spec.task.calibration_size * kappa
-    if step.kind == "traces":
+    if step.kind == "traces":  # prompt pass + generation, counted as 2 passes per example
         return step.inputs["dataset_size"] * 2.0
     return 0.0
 

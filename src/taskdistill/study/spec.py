@@ -55,15 +55,26 @@ class TaskSpec(_Strict):
 class KnowledgeSpec(_Strict):
     """General-knowledge benchmarks evaluated after every step."""
 
-    benchmarks: list[str] = Field(default_factory=lambda: ["probe"])
+    benchmarks: list[str] | str = Field("default", description="names, or `default`: the offline probe, or "
+                                        "real benchmark files when a benchmark folder is configured")
     limit: int | None = Field(100, ge=1, description="items per benchmark (None: all)")
     seed: int = 0
 
     @field_validator("benchmarks")
     @classmethod
-    def _benchmarks(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("no general-knowledge benchmarks; list at least one, e.g. [probe]")
+    def _benchmarks(cls, value: list[str] | str) -> list[str]:
+        from taskdistill.evaluate.knowledge import tasks
+
+        if value == "default":  # resolved now, so the spec copy and its hash record what was evaluated
+            return tasks.default_benchmarks()
+        if isinstance(value, str) or not value:
+            raise ValueError("give a list of benchmarks, e.g. [probe, arc_easy], or `default`")
+        known = tasks.known_names()
+        for name in value:
+            if name not in known and not name.startswith("jsonl:"):
+                raise ValueError(str(did_you_mean(name, known, "benchmark")))
+        if len(set(value)) != len(value):
+            raise ValueError("a benchmark is listed twice; list each once")
         return value
 
 

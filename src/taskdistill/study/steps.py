@@ -201,8 +201,8 @@ def evaluate_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict
 def knowledge_rows(report) -> list[dict]:
     """One ``gk_<benchmark>`` row per benchmark and the pooled ``gk_aggregate`` (Σcorrect/Σn, n-weighted chance)."""
     rows = []
-    for name, b in report.benchmarks.items():
-        rows.append({"metric": f"gk_{name}", "value": b.acc, "correct": b.correct, "n": b.n, "chance": b.chance})
+    for b in report.results:
+        rows.append({"metric": f"gk_{b.name}", "value": b.acc, "correct": b.correct, "n": b.n, "chance": b.chance})
     n = sum(r["n"] for r in rows)
     correct = sum(r["correct"] for r in rows)
     chance = sum(r["chance"] * r["n"] for r in rows) / n

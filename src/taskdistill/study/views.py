@@ -66,8 +66,9 @@ def plan_tables(p: Plan, spec: StudySpec, folder: Path, all_steps: bool = False)
             eta = "unknown (none measured yet)" if r["eta_s"] is None and r["units_left"] else \
                 f"{(r['eta_s'] or 0) / 60:.1f} min"
             summary.add_row(kind, str(r["steps"]), str(r["cached"]), f"{r['units_left']:,.0f}", eta)
-    summary.caption = ("1 unit = one teacher forward pass over one example; training counts 3 per example, scaled "
-                       "by κ; times extrapolate the seconds per unit measured on this study's finished steps")
+    summary.caption = ("1 unit = one teacher forward pass over one example (training 3, CoT generation 2), scaled by "
+                       "κ; benchmarks without a limit are not counted; times extrapolate the seconds per unit "
+                       "measured on this study's finished steps")
     tables = [summary]
     if all_steps:
         kap = kappas(p)

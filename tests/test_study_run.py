@@ -1,0 +1,238 @@
+"""A tiny-model study end to end: local run, crash-safe resume under SIGKILL, early stop, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from taskdistill.errors import TaskDistillError
+from taskdistill.study.run import STORE_NAME, resume_study, run_study
+from taskdistill.study.spec import parse_spec
+from taskdistill.study.store import Store
+
+TASKDISTILL = [sys.executable, "-c", "from taskdistill.cli import main; main()"]
+
+
+def tiny_teacher(folder: Path) -> Path:
+    from tiny import tiny_model, tiny_tokenizer
+
+    from taskdistill.models.load import save_model
+
+    return save_model(tiny_model("llama", seed=0), tiny_tokenizer(), folder / "teacher")
+
+
+def tiny_spec(teacher: Path, **extra) -> dict:
+    spec = {
+        "name": "tiny",
+        "teacher": str(teacher),
+        "task": {"source": "synthetic:n=140,seed=0", "test_size": 40, "calibration_size": 8},
+        "knowledge": {"benchmarks": ["probe"], "limit": 8},
+        "axes": {"dataset_sizes": [12, 24], "keep_fractions": [0.7, 0.45], "supervision": ["label"],
+                 "method": ["logit"], "seeds": [0]},
+        "prune": {"axes": "width"},
+        "training": {"max_steps": 2, "batch_size": 4, "max_length": 256, "lr": 0.001},
+        "evaluation": {"test_limit": 16, "batch_size": 8, "cost": False},
+        "report": False,
+    }
+    spec.update(extra)
+    return spec
+
+
+def metrics(folder: Path) -> dict:
+    db = sqlite3.connect(folder / STORE_NAME)
+    rows = db.execute("SELECT eval_key, metric, value, correct, n FROM metrics").fetchall()
+    db.close()
+    return {(k, m): (v, c, n) for k, m, v, c, n in rows}
+
+
+def step_rows(folder: Path) -> dict:
+    db = sqlite3.connect(folder / STORE_NAME)
+    db.row_factory = sqlite3.Row
+    rows = {r["key"]: dict(r) for r in db.execute("SELECT * FROM steps")}
+    db.close()
+    return rows
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run of the tiny study (in process)."""
+    root = tmp_path_factory.mktemp("study")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TASKDISTILL_HOME", str(root / "home"))
+        spec = tiny_spec(tiny_teacher(root))
+        (root / "spec.yaml").write_text(yaml.safe_dump(spec))
+        events = []
+        summary = run_study(parse_spec(spec), root / "ref",
+                            on_event=lambda what, row: events.append((what, row["kind"])))
+    return root, spec, summary, events
+
+
+def test_uninterrupted_run(reference):
+    root, spec, summary, events = reference
+    folder = root / "ref"
+    rows = step_rows(folder)
+    assert summary == {"done": len(rows)}
+    assert all(r["attempts"] == 1 for r in rows.values())
+    for r in rows.values():  # every finished step but the teacher's has its artifact
+        assert r["kind"] == "teacher" or Path(r["artifact"]).is_dir()
+    store = Store(folder / STORE_NAME)
+    obs = store.observations()
+    runs = store.runs()
+    store.close()
+    # 4 students + the teacher, each with accuracy, macro-F1, the probe and the aggregate
+    assert len(runs) == 5 and len(obs) == 5 * 4
+    assert {r["metric"] for r in obs} == {"task_accuracy", "task_macro_f1", "gk_probe", "gk_aggregate"}
+    for r in obs:
+        assert r["n"] == (16 if r["metric"].startswith("task_") else 8)
+        if r["correct"] is not None:
+            assert r["value"] == pytest.approx(r["correct"] / r["n"])
+        assert r["reference"] is not None
+    # GK after every prune → recover step: each iterative student has its own probe result
+    probe = [r for r in obs if r["metric"] == "gk_probe" and r["keep_fraction"] < 1]
+    assert sorted((r["dataset_size"], r["keep_fraction"]) for r in probe) == [(12, 0.45), (12, 0.7), (24, 0.45),
+                                                                              (24, 0.7)]
+    student = next(r for r in runs if r["keep_fraction"] == 0.45 and r["dataset_size"] == 24)
+    parent = next(r for r in runs if r["keep_fraction"] == 0.7 and r["dataset_size"] == 24)
+    assert student["parent_key"] == parent["model_key"] and student["step_index"] == 2
+    assert student["params"] < parent["params"] < next(r for r in runs if r["is_teacher"])["params"]
+    # running it again does nothing: every step is cached
+    again = run_study(parse_spec(spec), folder)
+    assert again == summary and all(r["attempts"] == 1 for r in step_rows(folder).values())
+
+
+def _cli(args, env, **kw):
+    return subprocess.Popen([*TASKDISTILL, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+def _done_count(folder: Path) -> int:
+    try:
+        return sum(1 for r in step_rows(folder).values() if r["status"] == "done")
+    except sqlite3.Error:
+        return 0
+
+
+def test_sigkill_at_random_moments_then_resume(reference, tmp_path):
+    root, spec, _, _ = reference
+    folder = tmp_path / "killed"
+    env = dict(os.environ, TASKDISTILL_HOME=str(tmp_path / "home"))  # no shared evaluation cache
+    rng = random.Random(1234)
+    total = len(step_rows(root / "ref"))
+    kills = 0
+    for attempt in range(6):
+        args = ["study", "run", str(root / "spec.yaml"), "--dir", str(folder)] if attempt == 0 else \
+            ["study", "resume", str(folder)]
+        before = {k: (r["finished"], r["attempts"]) for k, r in step_rows(folder).items() if r["status"] == "done"} \
+            if (folder / STORE_NAME).exists() else {}
+        proc = _cli(args, env)
+        target = min(total - 1, len(before) + rng.randint(1, 4))
+        while proc.poll() is None and _done_count(folder) < target:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.8))  # then a random moment inside the next step(s)
+        if proc.poll() is None and kills < 4:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        rows = step_rows(folder)
+        for key, (finished, attempts) in before.items():  # no finished step was redone
+            assert (rows[key]["finished"], rows[key]["attempts"]) == (finished, attempts)
+        for r in rows.values():  # no step is marked done without its artifact
+            if r["status"] == "done" and r["kind"] != "teacher":
+                assert Path(r["artifact"]).is_dir()
+        if proc.returncode == 0:
+            break
+    assert kills >= 3
+    assert all(r["status"] == "done" for r in step_rows(folder).values())
+    assert metrics(folder) == metrics(root / "ref")  # identical final metrics
+
+
+def test_resume_needs_a_study_folder(tmp_path):
+    with pytest.raises(TaskDistillError, match="not a study folder"):
+        resume_study(tmp_path)
+
+
+def test_early_stop_skips_the_rest_of_a_branch(tmp_path):
+    from test_study_spec import spec_with
+
+    from taskdistill.study.plan import plan
+    from taskdistill.study.run import ready
+
+    spec = parse_spec(spec_with(axes__supervision=["label"], axes__dataset_sizes=[20],
+                                axes__keep_fractions=[0.8, 0.6, 0.4], early_stop={"min_gk_retention": 0.5}))
+    p = plan(spec)
+    store = Store(tmp_path / STORE_NAME)
+    store.register(p, spec.model_dump(mode="json"), {})
+    art = tmp_path / "a"
+    art.mkdir()
+    gk = {p.teacher_eval: 0.65}  # teacher: q = 1 by definition
+    evals = [r.eval_key for r in sorted(p.runs, key=lambda r: r.keep_fraction, reverse=True) if not r.is_teacher]
+    gk[evals[0]] = 0.55  # κ=0.8: q = (0.55 − 0.25)/(0.65 − 0.25) = 0.75 ≥ 0.5 → continue
+    gk[evals[1]] = 0.40  # κ=0.6: q = 0.375 < 0.5 → the κ=0.4 prune and everything after it is skipped
+    events = []
+    while True:
+        todo = ready(p, spec, store, store.steps(p.study), lambda what, row: events.append((what, row["key"])))
+        if not todo:
+            break
+        step = todo[0]
+        assert store.claim(p.study, step.key)
+        rows = [{"metric": "gk_aggregate", "value": gk[step.key], "correct": None, "n": 100, "chance": 0.25}] \
+            if step.kind == "evaluate" else []
+        store.finish(p.study, step.key, str(art), {}, rows)
+    rows = store.steps(p.study)
+    skipped = {k for k, r in rows.items() if r["status"] == "skipped"}
+    last = next(s for s in p.steps.values() if s.kind == "prune" and s.inputs["keep_fraction"] == 0.4)
+    assert skipped == {last.key} | p.descendants(last.key) and len(skipped) == 3
+    assert "early stop: GK retention 0.375 < 0.5" in rows[last.key]["error"]
+    assert {k for what, k in events if what == "skip"} == skipped
+    assert all(r["status"] == "done" for k, r in rows.items() if k not in skipped)
+    store.close()
+
+
+def test_cli_bad_inputs_exit_2_and_leave_the_store_alone(reference, tmp_path):
+    root, spec, _, _ = reference
+    bad = tmp_path / "bad.yaml"
+    cases = [
+        (dict(spec, axes=dict(spec["axes"], supervision=["lable"])), "unknown supervision 'lable'"),
+        (dict(spec, axes=dict(spec["axes"], dataset_sizes=[12, 5000])), "5000 is larger than the training pool"),
+        (dict(spec, training=dict(spec["training"], lr=0.5)), "belongs to study 'tiny' with a different spec"),
+    ]
+    store = root / "ref" / STORE_NAME
+    before = store.read_bytes()
+    for data, message in cases:
+        bad.write_text(yaml.safe_dump(data))
+        proc = subprocess.run([*TASKDISTILL, "study", "run", str(bad), "--dir", str(root / "ref")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert store.read_bytes() == before
+
+
+def test_export_formats(reference, tmp_path):
+    import pandas as pd
+
+    root = reference[0]
+    proc = subprocess.run([*TASKDISTILL, "study", "export", str(root / "ref"), "--format", "json", "--out",
+                           str(tmp_path / "j")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "j" / "observations.json").read_text())
+    store = Store(root / "ref" / STORE_NAME)
+    assert rows == json.loads(json.dumps(store.observations()))
+    from taskdistill.study.views import export
+
+    for fmt in ("csv", "parquet"):
+        export(store, tmp_path / fmt, fmt)
+        frame = pd.read_csv(tmp_path / fmt / "observations.csv") if fmt == "csv" else \
+            pd.read_parquet(tmp_path / fmt / "observations.parquet")
+        assert len(frame) == len(rows) and list(frame.columns) == list(rows[0])
+        assert sorted(frame["value"]) == pytest.approx(sorted(r["value"] for r in rows))
+    store.close()
