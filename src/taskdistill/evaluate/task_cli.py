@@ -24,7 +24,7 @@ def task_cmd(
     text_col: Optional[str] = typer.Option(None, "--text-col", help="Text column (auto-detected if omitted)."),
     label_col: Optional[str] = typer.Option(None, "--label-col", help="Label column (auto-detected if omitted)."),
     label_names: Optional[str] = typer.Option(
-        None, "--label-names", help="Class names for integer labels: a JSON file (list or id→name map) or 'a,b,c'."
+        None, "--label-names", help="Names of integer labels: a JSON file (list or id→name map), a JSON string or 'a,b,c' (a labels.json beside the data file is used automatically)."
     ),
     test_size: Optional[int] = typer.Option(
         None, "--test-size", min=1, help="Take the fixed stratified test split of this size from --data."
@@ -69,38 +69,11 @@ def load_test_set(data, text_col, label_col, label_names, test_size, seed, limit
     from taskdistill.data.load import load_task_data
     from taskdistill.data.splits import make_split
 
-    full = load_task_data(data, text_col=text_col, label_col=label_col, label_names=parse_label_names(label_names))
+    full = load_task_data(data, text_col=text_col, label_col=label_col, label_names=label_names)
     test = make_split(full, test_size, seed=seed).test if test_size is not None else full
     if limit is not None and limit < len(test):
         test = make_split(test, limit, seed=seed).test
     return test
-
-
-def parse_label_names(value: str | None):
-    """``--label-names``: a JSON file (list, or id→name map) or a comma-separated list."""
-    import json
-
-    from taskdistill.errors import TaskDistillError
-
-    if value is None:
-        return None
-    path = Path(value)
-    if path.suffix.lower() == ".json":
-        if not path.is_file():
-            raise TaskDistillError(f"--label-names file not found: {path}; pass a JSON file or 'a,b,c'")
-        try:
-            names = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise TaskDistillError(f"--label-names {path} is not valid JSON ({exc}); fix the file") from None
-        if isinstance(names, dict):
-            return {str(k): str(v) for k, v in names.items()}
-        if isinstance(names, list):
-            return [str(v) for v in names]
-        raise TaskDistillError(f"--label-names {path} must hold a list or an id→name object")
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    if not names:
-        raise TaskDistillError("--label-names is empty; pass a JSON file or 'a,b,c'")
-    return names
 
 
 def run_with_progress(console, work):
