@@ -65,6 +65,12 @@ class Fit:
     def predict_value(self, chance, reference, kappa, dataset_size=1.0, supervision=None, schedule=None):
         return value_from_retention(self.predict_q(kappa, dataset_size, supervision, schedule), chance, reference)
 
+    def predict_points(self, pts: Points) -> np.ndarray:
+        """Predicted metric values at the settings of ``pts`` (their own chance and reference)."""
+        joint = self.form.name == "c1"
+        return self.predict_value(pts.chance, pts.reference, pts.kappa, pts.dataset_size,
+                                  pts.supervision if joint else None, pts.schedule if joint else None)
+
     def to_dict(self) -> dict:
         return {"form": self.form.name, "metric": self.metric, "loss": self.loss, "params": self.params,
                 "n_points": self.n_points, "n_params": self.n_params, "objective": self.objective,
@@ -100,9 +106,30 @@ def get_form(form: str | Form) -> Form:
     return FORMS[form]
 
 
+_CONTROLLER = None
+
+
+def single_thread():
+    """One BLAS thread: the matrices are tiny, and threads fighting over shared cores cost 10×."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def fit_points(points: Points, form: str | Form, *, loss: str = "auto", huber_delta: float = 0.1,
                n_polish: int = 6, rho: float | None = None) -> Fit:
-    """Fit ``form`` to ``points`` (one metric; one slice for a1/a2/b1, one method for c1)."""
+    """Fit ``form`` to ``points`` (one metric; one slice for a1/a2/b1, one method for c1).
+
+    ``rho`` fixes the beta-binomial overdispersion (default: estimated from seed replicates).
+    """
+    with single_thread():
+        return _fit_points(points, form, loss, huber_delta, n_polish, rho)
+
+
+def _fit_points(points, form, loss, huber_delta, n_polish, rho) -> Fit:
     form = get_form(form)
     if loss not in LOSSES:
         raise did_you_mean(loss, LOSSES, "loss")
@@ -131,9 +158,9 @@ def fit_points(points: Points, form: str | Form, *, loss: str = "auto", huber_de
         raise TaskDistillError(
             f"{form.name} has {n_params} free parameters but {points.metric} has only {len(points)} points; "
             f"a fit needs at least {min_points(n_params)} (about 4 per parameter): add runs or use a smaller form")
+    if loss in ("auto", "betabinomial") and rho is None:
+        rho = lik.overdispersion(k, n, [r[:5] for r in points.runs])
     if loss == "auto":
-        settings = [r[:5] for r in points.runs]
-        rho = lik.overdispersion(k, n, settings) if rho is None else rho
         loss = "betabinomial" if rho > 0 else "binomial"
     rho = float(rho or 0.0) if loss == "betabinomial" else 0.0
 

@@ -1,0 +1,167 @@
+"""Fit a whole study: every law family on every slice of every metric, with bootstrap intervals,
+held-out errors, AICc comparison and the derived answers. The result is JSON-ready.
+
+Slices: a1/a2 along κ at fixed (supervision, method, schedule, D); b1 along D at fixed
+(supervision, method, schedule, κ); c1 (with c3 multipliers) over everything of one method.
+All metrics of a slice are bootstrapped together (same runs drawn), so cross-metric quantities such
+as the collapse gap get honest intervals.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from taskdistill.errors import TaskDistillError, did_you_mean
+from taskdistill.laws import derived
+from taskdistill.laws.bootstrap import bootstrap_joint
+from taskdistill.laws.fit import fit_points, get_form
+from taskdistill.laws.forms import FORMS
+from taskdistill.laws.observations import metrics_of, points
+from taskdistill.laws.validate import leave_one_level_out, mild_to_severe
+
+IN_DOMAIN_METRICS = ("macro_f1", "accuracy")
+DEFAULT_FAMILIES = ("a1", "c1")
+_SLICE_KEYS = {"a1": ("supervision", "method", "schedule", "dataset_size"),
+               "a2": ("supervision", "method", "schedule", "dataset_size"),
+               "b1": ("supervision", "method", "schedule", "keep_fraction"), "c1": ("method",)}
+
+
+def in_domain_metric(metrics) -> str | None:
+    return next((m for m in IN_DOMAIN_METRICS if m in metrics), None)
+
+
+def slices(rows: list[dict], family: str) -> dict:
+    """{slice (tuple of (key, value)): rows} for one family."""
+    out: dict = {}
+    for r in rows:
+        key = tuple((k, r[k]) for k in _SLICE_KEYS[family])
+        out.setdefault(key, []).append(r)
+    return out
+
+
+def fit_study(rows: list[dict], metrics=None, families=DEFAULT_FAMILIES, *, loss: str = "auto", B: int = 100,
+              seed: int = 0, level: float = 0.95, validate: bool = True, target: dict | None = None,
+              at_kappa: float | None = None) -> dict:
+    """Fit ``families`` to ``metrics`` (default: all) of ``rows``; see the module docstring.
+
+    ``target`` ({metric: value}) with ``at_kappa`` adds the data needed to reach each target (c1).
+    """
+    known = metrics_of(rows)
+    metrics = list(metrics or known)
+    for m in metrics:
+        if m not in known:
+            raise did_you_mean(m, known, "metric (not in these observations)")
+    for f in families:
+        get_form(f)
+    rows = [r for r in rows if r["metric"] in metrics]
+    groups = []
+    for family in families:
+        for key, slice_rows in sorted(slices(rows, family).items(), key=lambda kv: str(kv[0])):
+            groups += _fit_slice(family, dict(key), slice_rows, metrics, loss, B, seed, level, validate,
+                                 target, at_kappa)
+    _add_delta_aicc(groups)
+    fitted = [g for g in groups if g["status"] == "ok"]
+    if not fitted:
+        reasons = sorted({g["reason"].split(";")[0] for g in groups})
+        raise TaskDistillError(f"no law could be fitted to {', '.join(metrics)}: {' | '.join(reasons[:3])}")
+    return {"metrics": metrics, "families": list(families), "loss": loss, "bootstrap": B, "level": level,
+            "groups": groups}
+
+
+def _fit_slice(family, where, slice_rows, metrics, loss, B, seed, level, validate, target, at_kappa):
+    form = FORMS[family]
+    problems, out = {}, []
+    for metric in metrics:
+        if not any(r["metric"] == metric for r in slice_rows):
+            continue
+        entry = {"metric": metric, "form": family, "slice": where}
+        pts = points(slice_rows, metric)
+        try:
+            fit = fit_points(pts, form, loss=loss)
+        except TaskDistillError as exc:
+            out.append({**entry, "status": "skipped", "reason": str(exc)})
+            continue
+        problems[metric] = (pts, fit)
+        entry.update(status="ok", fit=fit.to_dict())
+        if validate:
+            entry["validation"] = {"leave_one_level_out": leave_one_level_out(pts, form, loss=fit.loss),
+                                   "mild_to_severe": mild_to_severe(pts, form, loss=fit.loss)}
+        out.append(entry)
+    if not problems or B <= 0:
+        return out
+    boots = bootstrap_joint(problems, B=B, seed=seed)
+    by_metric = {e["metric"]: e for e in out if e["status"] == "ok"}
+    for metric, boot in boots.items():
+        e = by_metric[metric]
+        e["bootstrap"] = {"kind": boot.kind, "replicates": len(boot.samples), "failed": boot.n_failed,
+                          "failures": boot.reasons}
+        e["intervals"] = {k: list(v) for k, v in boot.param_intervals(level).items()}
+        e["derived"] = _derived(boot, family, problems[metric][0], level, target, at_kappa)
+    _add_gaps(boots, family, problems, by_metric, level)
+    return out
+
+
+def _c1_points(pts):
+    """Settings at which to report c1's κ50: each supervision at its largest observed D."""
+    sups = sorted(set(pts.supervision))
+    return [(s, float(pts.dataset_size[pts.supervision == s].max())) for s in sups]
+
+
+def _derived(boot, family, pts, level, target, at_kappa) -> dict:
+    out = {}
+    if family in ("a1", "a2"):
+        out["kappa50"] = derived.summarise(boot, derived.kappa50, level)
+    if family == "c1":
+        out["kappa50"] = {f"{s}@D={d:g}": derived.summarise(boot, lambda f, s=s, d=d: derived.kappa50(
+            f, dataset_size=d, supervision=s), level) for s, d in _c1_points(pts)}
+        ref = boot.fit.levels[0][0]
+        out["data_equivalent"] = {f"{s} vs {ref}": derived.summarise(boot, lambda f, s=s: derived.data_equivalent(f, s), level)
+                                  for s in boot.fit.levels[0][1:]}
+        goal = (target or {}).get(boot.fit.metric)
+        if goal is not None and at_kappa is not None:
+            chance, ref_v = float(np.mean(pts.chance)), float(np.mean(pts.reference))
+            q_star = (goal - chance) / (ref_v - chance)
+            out["data_needed"] = {
+                f"{s}@kappa={at_kappa:g}": derived.summarise(boot, lambda f, s=s: derived.data_needed(
+                    f, q_star, at_kappa, supervision=s), level) for s in boot.fit.levels[0]}
+    if family == "b1" and target and boot.fit.metric in target:
+        chance, ref_v = float(np.mean(pts.chance)), float(np.mean(pts.reference))
+        q_star = (target[boot.fit.metric] - chance) / (ref_v - chance)
+        out["data_needed"] = derived.summarise(boot, lambda f: derived.data_needed(f, q_star), level)
+    return out
+
+
+def _add_gaps(boots, family, problems, by_metric, level):
+    """κ50(general knowledge) − κ50(in-domain), paired replicate by replicate."""
+    ind = in_domain_metric(boots)
+    if ind is None or family not in ("a1", "a2", "c1"):
+        return
+    at = {}
+    if family == "c1":
+        s, d = _c1_points(problems[ind][0])[0]
+        at = {"dataset_size": d, "supervision": s}
+    for metric, boot in boots.items():
+        if metric == ind:
+            continue
+        a, b = boots[ind], boot
+        draws = b.draws(lambda f: derived.kappa50(f, **at)) - a.draws(lambda f: derived.kappa50(f, **at))
+        with np.errstate(invalid="ignore"):
+            finite = draws[np.isfinite(draws)]
+        lo, hi = (np.percentile(finite, [50 * (1 - level), 100 - 50 * (1 - level)]) if finite.size else (math.nan,) * 2)
+        by_metric[metric]["derived"]["collapse_gap_vs_" + ind] = {
+            "value": derived.collapse_gap(a.fit, b.fit, **at), "lo": float(lo), "hi": float(hi), "level": level,
+            "at": at, "replicates": int(finite.size)}
+
+
+def _add_delta_aicc(groups):
+    """ΔAICc between forms fitted to the same metric and slice (a1 vs a2)."""
+    by: dict = {}
+    for g in groups:
+        if g["status"] == "ok" and g["fit"]["aicc"] is not None:
+            by.setdefault((g["metric"], str(sorted(g["slice"].items())), tuple(_SLICE_KEYS[g["form"]])), []).append(g)
+    for same in by.values():
+        best = min(g["fit"]["aicc"] for g in same)
+        for g in same:
+            g["delta_aicc"] = g["fit"]["aicc"] - best if len(same) > 1 else None
