@@ -1,0 +1,198 @@
+"""Structural pruning on tiny random models of every supported architecture."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny import ARCHS, CORPUS, tiny_config, tiny_model, tiny_tokenizer
+
+from taskdistill.errors import TaskDistillError
+from taskdistill.prune.api import prune
+from taskdistill.prune.importance import Importance
+from taskdistill.prune.params import count_parameters
+from taskdistill.prune.shape import TargetShape, plan_shape
+from taskdistill.prune.surgery import prune_model
+
+IDS = tiny_tokenizer()(CORPUS[:3], padding=True, return_tensors="pt")
+
+
+def logits(model):
+    with torch.no_grad():
+        return model(**IDS).logits
+
+
+def scores(model, seed=1, **zeros):
+    """Random positive importance with the listed units set to zero (so they are pruned first)."""
+    g = torch.Generator().manual_seed(seed)
+    cfg = model.config
+    L, H = cfg.num_hidden_layers, cfg.num_attention_heads
+    imp = Importance(
+        neurons=1 + torch.rand(L, cfg.intermediate_size, generator=g), heads=1 + torch.rand(L, H, generator=g),
+        hidden=1 + torch.rand(cfg.hidden_size, generator=g), layers=1 + torch.rand(L, generator=g),
+        num_key_value_heads=cfg.num_key_value_heads)
+    for name, index in zeros.items():
+        getattr(imp, name)[index] = 0
+    return imp
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_keep_everything_is_identical(arch):
+    model = tiny_model(arch)
+    pruned = prune_model(model, scores(model), TargetShape.of(model.config))
+    assert torch.allclose(logits(pruned), logits(model), atol=1e-5)
+    same, report = prune(model, tiny_tokenizer(), 1.0, CORPUS)
+    assert same is model and report.fraction_total == 1.0
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_zeroed_neurons_pruned_exactly(arch):
+    model = tiny_model(arch)
+    dead = torch.arange(0, 128, 4)  # 32 of 128 neurons
+    for layer in model.model.layers:
+        layer.mlp.down_proj.weight.data[:, dead] = 0
+    target = TargetShape(4, 64, 96, 4, 2, 16)
+    pruned = prune_model(model, scores(model, neurons=(slice(None), dead)), target)
+    assert pruned.config.intermediate_size == 96
+    assert torch.allclose(logits(pruned), logits(model), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_zeroed_query_heads_pruned_within_groups(arch):
+    model = tiny_model(arch)  # 4 query heads in 2 KV groups: drop head 1 (group 0) and head 2 (group 1)
+    d = 16
+    for layer in model.model.layers:
+        for h in (1, 2):
+            layer.self_attn.o_proj.weight.data[:, h * d:(h + 1) * d] = 0
+    pruned = prune_model(model, scores(model, heads=(slice(None), [1, 2])), TargetShape(4, 64, 128, 2, 2, 16))
+    assert (pruned.config.num_attention_heads, pruned.config.num_key_value_heads) == (2, 2)
+    assert torch.allclose(logits(pruned), logits(model), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_zeroed_kv_group_pruned_exactly(arch):
+    model = tiny_model(arch)
+    for layer in model.model.layers:
+        layer.self_attn.o_proj.weight.data[:, 32:64] = 0  # query heads 2, 3 = KV group 1
+    pruned = prune_model(model, scores(model, heads=(slice(None), [2, 3])), TargetShape(4, 64, 128, 2, 1, 16))
+    assert torch.allclose(logits(pruned), logits(model), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_identity_layer_pruned_exactly(arch):
+    model = tiny_model(arch)
+    for l in (0, 2):  # layers whose attention and MLP write nothing are the identity
+        model.model.layers[l].self_attn.o_proj.weight.data.zero_()
+        model.model.layers[l].mlp.down_proj.weight.data.zero_()
+        if model.model.layers[l].self_attn.o_proj.bias is not None:
+            model.model.layers[l].self_attn.o_proj.bias.data.zero_()
+    pruned = prune_model(model, scores(model, layers=[0, 2]), TargetShape(2, 64, 128, 4, 2, 16))
+    assert pruned.config.num_hidden_layers == 2
+    assert torch.allclose(logits(pruned), logits(model), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_zeroed_hidden_channels_pruned_exactly(arch):
+    """A residual channel nobody writes is zero; RMSNorm then averages over h' instead of h channels,
+    which the surgery's sqrt(h/h') norm scaling undoes exactly when eps → 0 (hence eps = 1e-12 here)."""
+    model = tiny_model(arch, rms_norm_eps=1e-12)
+    dead = torch.tensor([3, 10, 11, 40, 41, 42, 60, 63])
+    model.model.embed_tokens.weight.data[:, dead] = 0
+    for layer in model.model.layers:
+        layer.self_attn.o_proj.weight.data[dead] = 0
+        layer.mlp.down_proj.weight.data[dead] = 0
+    pruned = prune_model(model, scores(model, hidden=dead), TargetShape(4, 56, 128, 4, 2, 16))
+    assert pruned.config.hidden_size == 56
+    assert torch.allclose(logits(pruned), logits(model), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("axes", ["width", "depth", "mixed"])
+def test_pruned_size_hits_keep_fraction(arch, axes):
+    model = tiny_model(arch, num_hidden_layers=8, vocab_size=64)
+    total = count_parameters(model)[0]
+    kappas = (0.79, 0.58, 0.37)
+    if axes == "depth":  # whole layers only: κ must sit on (near) a layer boundary
+        kappas = tuple(count_parameters(tiny_config(arch, num_hidden_layers=n, vocab_size=64))[0] / total * 1.005
+                       for n in (6, 4, 2))
+    for kappa in kappas:
+        target = plan_shape(model.config, kappa, axes)
+        pruned = prune_model(model, scores(model), target)
+        assert count_parameters(pruned)[0] == pytest.approx(kappa * total, rel=0.01)
+        assert count_parameters(pruned) == count_parameters(pruned.config)
+        assert pruned.config.num_attention_heads % pruned.config.num_key_value_heads == 0
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_save_and_reload_with_stock_transformers(arch, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from taskdistill.models.load import save_model
+
+    model = tiny_model(arch, num_hidden_layers=6)
+    pruned, report = prune(model, tiny_tokenizer(), 0.6, CORPUS, axes="mixed")
+    save_model(pruned, tiny_tokenizer(), tmp_path / "out")
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
+    assert torch.allclose(logits(again), logits(pruned), atol=1e-6)
+    assert TargetShape.of(again.config).as_dict() == report.after
+    assert again.config.tie_word_embeddings == model.config.tie_word_embeddings
+    if arch in ("qwen2", "qwen3"):
+        assert len(again.config.layer_types) == again.config.num_hidden_layers
+
+
+def test_dtype_is_kept():
+    model = tiny_model("llama").to(torch.bfloat16)
+    pruned = prune_model(model, scores(model), TargetShape(3, 48, 64, 2, 2, 16))
+    assert pruned.dtype == torch.bfloat16
+    assert all(p.dtype == torch.bfloat16 for p in pruned.parameters())
+
+
+def test_prune_report_fractions():
+    model = tiny_model("qwen2")
+    pruned, report = prune(model, tiny_tokenizer(), 0.5, CORPUS, axes="width")
+    total, non_embedding = count_parameters(model)
+    assert report.params_before == total and report.non_embedding_before == non_embedding
+    assert report.params_after == count_parameters(pruned)[0]
+    assert report.fraction_total == pytest.approx(0.5, rel=0.01)
+    assert report.fraction_non_embedding == count_parameters(pruned)[1] / non_embedding
+    assert report.as_dict()["after"]["hidden_size"] == pruned.config.hidden_size
+
+
+def test_unsupported_architecture():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=400))
+    with pytest.raises(TaskDistillError, match=r"unsupported architecture 'gpt2'.*supported: llama"):
+        prune(gpt2, tiny_tokenizer(), 0.5, CORPUS)
+    with pytest.raises(TaskDistillError, match="unsupported architecture"):
+        count_parameters(gpt2.config)
+
+
+@pytest.mark.parametrize("kappa", [0, -0.1, 1.01, 2])
+def test_keep_fraction_out_of_range(kappa):
+    with pytest.raises(TaskDistillError, match=r"outside \(0, 1\]"):
+        prune(tiny_model("llama"), tiny_tokenizer(), kappa, CORPUS)
+
+
+def test_bad_calibration_sets():
+    model = tiny_model("llama")
+    with pytest.raises(TaskDistillError, match="calibration set is empty"):
+        prune(model, tiny_tokenizer(), 0.5, ["", "  "])
+
+    class Silent:  # a tokenizer that produces no tokens at all
+        pad_token_id = 0
+
+        def __call__(self, text, **kwargs):
+            return {"input_ids": []}
+
+    with pytest.raises(TaskDistillError, match="tokenizes to nothing"):
+        prune(model, Silent(), 0.5, ["some text"])
+
+
+def test_infeasible_keep_fraction():
+    config = tiny_config("llama")
+    with pytest.raises(TaskDistillError, match="infeasible with axes=depth"):
+        plan_shape(config, 0.05, "depth")
+    with pytest.raises(TaskDistillError, match="unknown pruning axes"):
+        plan_shape(config, 0.5, "diagonal")
+    with pytest.raises(TaskDistillError, match="must decrease"):
+        plan_shape(config, 0.9, "width", reference_params=2 * count_parameters(config)[0])
