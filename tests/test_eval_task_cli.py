@@ -80,3 +80,17 @@ def test_help_documents_the_test_split():
     result = CliRunner().invoke(app, ["eval", "task", "--help"])
     assert result.exit_code == 0
     assert "--test-size" in result.output and "stratified" in result.output
+
+
+def test_test_size_and_limit_pick_a_fixed_subset(model_dir, tmp_path):
+    data = tmp_path / "more.csv"
+    data.write_text("text,label\n" + "".join(f"{t} {i},{y}\n" for i in range(4) for t, y in ROWS), encoding="utf-8")
+    outs = []
+    for run in range(2):
+        out = tmp_path / f"m{run}.json"
+        result = invoke(model_dir, "--data", data, "--test-size", "12", "--limit", "5", "--json", out)
+        assert result.exit_code == 0, result.output
+        outs.append(json.loads(out.read_text()))
+    assert outs[0]["n"] == 5 and outs[0]["test_fingerprint"] == outs[1]["test_fingerprint"]
+    assert outs[0]["test_name"].endswith("-test-limit5")
+    assert outs[0]["nll"] == outs[1]["nll"]

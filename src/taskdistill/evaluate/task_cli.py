@@ -13,7 +13,8 @@ MODEL is a built-in name (smollm2-135m-instruct), a local HF folder, a .gguf fil
 --data is any task source (synthetic[:n=..,seed=..,granularity=fine|coarse], hf:owner/name, or a
 csv/jsonl/parquet file). With --test-size N the fixed stratified test split of N examples is taken
 from it (the same split studies use); without it every row of --data is the test set.
---limit N then keeps a deterministic stratified N of those test examples (for quick checks).
+--limit N then keeps a deterministic random sample of N of those test examples (chosen by a hash
+of the example ids, so the same for every model) for quick checks.
 Modes: score (constrained scoring of every [[Label]]), generate (greedy answer, parsed; unparseable
 counts as wrong), cot (greedy reasoning, then every label scored at the answer slot)."""
 
@@ -30,7 +31,7 @@ def task_cmd(
         None, "--test-size", min=1, help="Take the fixed stratified test split of this size from --data."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the test split (with --test-size)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate a stratified subset of this many test examples."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate a deterministic random sample of this many test examples."),
     mode: str = typer.Option("score", "--mode", help="score | generate | cot."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per forward pass."),
     max_new_tokens: Optional[int] = typer.Option(
@@ -60,20 +61,31 @@ def task_cmd(
     ))
     Console().print(render(metrics, model, test.name))
     if json_out is not None:
-        atomic_write_json(json_out, {"model": model, "data": data, "test_size": len(test), **metrics.to_dict()})
+        header = {"model": model, "data": data, "test_name": test.name, "test_fingerprint": test.fingerprint()}
+        atomic_write_json(json_out, {**header, **metrics.to_dict()})
         console.print(f"wrote {json_out}")
 
 
 def load_test_set(data, text_col, label_col, label_names, test_size, seed, limit):
-    """The TaskData to evaluate: --data, its fixed stratified test split, then a stratified --limit."""
+    """The TaskData to evaluate: --data, its fixed stratified test split, then a --limit sample."""
     from taskdistill.data.load import load_task_data
     from taskdistill.data.splits import make_split
 
     full = load_task_data(data, text_col=text_col, label_col=label_col, label_names=label_names)
     test = make_split(full, test_size, seed=seed).test if test_size is not None else full
-    if limit is not None and limit < len(test):
-        test = make_split(test, limit, seed=seed).test
-    return test
+    return sample(test, limit, seed) if limit is not None else test
+
+
+def sample(test, limit: int, seed: int = 0):
+    """A deterministic random sample of ``limit`` examples, chosen by a hash of (seed, id), so it does
+    not depend on row order and is the same for every model; the examples keep their order."""
+    import hashlib
+
+    if limit >= len(test):
+        return test
+    rank = {e.id: hashlib.sha256(f"{seed}\x1flimit\x1f{e.id}".encode()).hexdigest() for e in test.examples}
+    keep = set(sorted(rank, key=rank.get)[:limit])
+    return test.subset([e for e in test.examples if e.id in keep], name=f"{test.name}-limit{limit}")
 
 
 def run_with_progress(console, work):
