@@ -15,7 +15,7 @@ KL_KINDS = ("forward", "reverse", "jsd")
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 # Fields that change how a run is logged or stored, not what it computes (ignored by resume checks).
-NON_TRAINING_FIELDS = frozenset({"checkpoint_every", "max_bad_steps", "logit_chunk"})
+NON_TRAINING_FIELDS = frozenset({"checkpoint_every", "max_bad_steps", "logit_chunk", "online_teacher"})
 
 
 class DistillConfig(BaseModel):
@@ -32,6 +32,7 @@ class DistillConfig(BaseModel):
     jsd_beta: float = Field(0.5, gt=0.0, lt=1.0, description="β of the generalized JSD")
     trace_ce: float = Field(0.0, ge=0.0, description="weight of an extra CE term on trace tokens in `blended`")
     top_k: int | None = Field(64, ge=1, description="teacher log-probs kept per position (None: full vocabulary)")
+    online_teacher: bool = Field(False, description="compute teacher log-probs per batch instead of caching them")
     lr: float = Field(1e-4, gt=0.0)
     max_steps: int | None = Field(None, ge=1)
     epochs: float | None = Field(None, gt=0.0)

@@ -1,0 +1,139 @@
+"""Teacher top-k log-probabilities per supervised position: an online teacher or a memory-mapped cache.
+
+The cache holds, for every training sequence, the teacher's top-k token ids and k+1 log-probs (the
+last one is the rest mass outside the top-k, see losses.py) at temperature τ, in numpy ``.npy``
+shards opened with ``mmap_mode="r"``. It is keyed by a content hash of (teacher weights, the exact
+token sequences and supervised positions, k, τ, vocabulary cut), so every run that trains on the
+same sequences with the same teacher reuses it. Layout of ``<cache>/logits/<key>/``::
+
+    meta.json                      k, temperature, vocab, shard list
+    shard-00000/index.npy          example indices (n,)
+    shard-00000/offsets.npy        first position row of each example (n+1,)
+    shard-00000/idx.npy            int32 token ids (P, k)
+    shard-00000/logp.npy           float32 log-probs (P, k+1)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from taskdistill import settings
+from taskdistill.cache import atomic_dir, atomic_write_json, content_hash
+from taskdistill.distill import losses
+from taskdistill.distill.batches import Sequence, collate
+from taskdistill.distill.heads import logits_chunks, supervised_hidden
+
+
+@torch.no_grad()
+def batch_topk(teacher, batch, k: int | None, temperature: float, vocab: int | None, chunk: int = 1024):
+    """Teacher (idx (N, k), logp (N, k+1)) at the batch's supervised positions."""
+    hidden = supervised_hidden(teacher, batch)
+    idx, logp = [], []
+    for _, logits in logits_chunks(teacher, hidden, chunk, vocab):
+        i, lp = losses.topk_buckets(logits, k, temperature)
+        idx.append(i)
+        logp.append(lp)
+    return torch.cat(idx), torch.cat(logp)
+
+
+class OnlineTeacher:
+    """Teacher kept in memory; top-k computed for each batch (no cache)."""
+
+    def __init__(self, teacher, k: int | None, temperature: float, vocab: int | None, chunk: int = 1024):
+        self.teacher, self.k, self.temperature, self.vocab, self.chunk = teacher, k, temperature, vocab, chunk
+        teacher.eval()
+
+    def topk(self, batch):
+        return batch_topk(self.teacher, batch, self.k, self.temperature, self.vocab, self.chunk)
+
+
+class TeacherLogits:
+    """A finished cache folder, memory-mapped; ``topk(batch)`` returns rows aligned with the batch."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.meta = json.loads((self.path / "meta.json").read_text())
+        self.where: dict[int, tuple[int, int]] = {}
+        self.shards = []
+        for s, name in enumerate(self.meta["shards"]):
+            folder = self.path / name
+            arrays = {n: np.load(folder / f"{n}.npy", mmap_mode="r") for n in ("index", "offsets", "idx", "logp")}
+            self.shards.append(arrays)
+            for row, example in enumerate(np.asarray(arrays["index"]).tolist()):
+                self.where[example] = (s, row)
+
+    @property
+    def k(self) -> int:
+        return int(self.meta["k"])
+
+    def example(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        s, row = self.where[index]
+        arrays = self.shards[s]
+        lo, hi = int(arrays["offsets"][row]), int(arrays["offsets"][row + 1])
+        return arrays["idx"][lo:hi], arrays["logp"][lo:hi]
+
+    def topk(self, batch):
+        parts = [self.example(i) for i in batch.indices]
+        idx = torch.from_numpy(np.concatenate([p[0] for p in parts]).astype(np.int64))
+        logp = torch.from_numpy(np.concatenate([p[1] for p in parts]).astype(np.float32))
+        if idx.shape[0] != batch.targets.shape[0]:
+            raise RuntimeError("teacher cache rows do not match the batch's supervised positions")
+        return idx, logp
+
+
+def cache_key(teacher_fp: str, sequences: list[Sequence], k: int | None, temperature: float, vocab: int | None) -> str:
+    seqs = content_hash([(s.index, s.input_ids, s.target_pos) for s in sequences], length=32)
+    return content_hash({"teacher": teacher_fp, "sequences": seqs, "k": k, "tau": temperature, "vocab": vocab})
+
+
+def build_cache(
+    teacher,
+    sequences: list[Sequence],
+    *,
+    k: int | None,
+    temperature: float,
+    vocab: int | None,
+    pad_id: int,
+    batch_size: int = 8,
+    shard_size: int = 4096,
+    teacher_fp: str | None = None,
+    root: Path | None = None,
+) -> TeacherLogits:
+    """Compute (or reuse) the teacher's top-k log-probs for ``sequences``; return the memory-mapped cache."""
+    from taskdistill.models.load import model_fingerprint
+
+    teacher_fp = teacher_fp or model_fingerprint(teacher)
+    final = (root or settings.cache_dir("logits")) / cache_key(teacher_fp, sequences, k, temperature, vocab)
+    if (final / "meta.json").is_file():
+        return TeacherLogits(final)
+    teacher.eval()
+    shards = []
+    with atomic_dir(final) as tmp:
+        for s, start in enumerate(range(0, len(sequences), shard_size)):
+            part = sequences[start : start + shard_size]
+            name = f"shard-{s:05d}"
+            idx_rows, logp_rows = [], []
+            for b in range(0, len(part), batch_size):
+                batch = collate(part[b : b + batch_size], pad_id)
+                i, lp = batch_topk(teacher, batch, k, temperature, vocab)
+                idx_rows.append(i.to(torch.int32).numpy())
+                logp_rows.append(lp.numpy().astype(np.float32))
+            lengths = [len(x.target_pos) for x in part]
+            folder = tmp / name
+            folder.mkdir()
+            np.save(folder / "index.npy", np.array([x.index for x in part], dtype=np.int64))
+            np.save(folder / "offsets.npy", np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+            np.save(folder / "idx.npy", np.concatenate(idx_rows))
+            np.save(folder / "logp.npy", np.concatenate(logp_rows))
+            shards.append(name)
+        k_eff = int(np.load(tmp / shards[0] / "idx.npy", mmap_mode="r").shape[1])
+        atomic_write_json(
+            tmp / "meta.json",
+            {"k": k_eff, "temperature": temperature, "vocab": vocab, "teacher": teacher_fp, "shards": shards,
+             "n_sequences": len(sequences)},
+        )
+    return TeacherLogits(final)

@@ -1,0 +1,360 @@
+"""The distillation loop, one for full (``logit``) and ``lora`` students.
+
+AdamW, linear warm-up + cosine decay, gradient accumulation, length-grouped dynamic padding,
+optional bf16 autocast, chunked loss on supervised positions only, gradient clipping, a NaN/inf
+guard, per-step JSONL metrics, a rich progress bar, and checkpoints with exact resume (weights,
+optimizer, scheduler, RNG; the data order is a pure function of (seed, epoch) and is recomputed).
+
+Loss terms (each a token mean over the micro-batch, logged separately):
+``ce_label`` / ``ce_trace`` (CE on label / trace tokens), ``kl_label`` / ``kl_trace`` (τ²-scaled
+divergence to the teacher). Supervision formats combine them:
+label → ce_label; kl → kl_label; cot → CE over trace + label tokens; cot_kl → KL over trace + label
+tokens; blended → λ·kl_trace + (1 − λ)·ce_label + trace_ce·ce_trace.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.checkpoint import checkpoint as grad_checkpoint
+
+from taskdistill.data.schema import TaskData
+from taskdistill.distill import checkpoint as ckpt
+from taskdistill.distill import losses
+from taskdistill.distill.batches import build_sequences, collate, length_grouped_batches
+from taskdistill.distill.config import DistillConfig
+from taskdistill.distill.heads import split_model, supervised_hidden, vocab_size
+from taskdistill.errors import TaskDistillError
+
+TERMS = ("ce_label", "ce_trace", "kl_label", "kl_trace")
+
+
+@dataclass
+class Signals:
+    """Teacher signals prepared ahead of training: traced data and / or a top-k logit cache."""
+
+    traces: TaskData | None = None
+    logits: object | None = None  # teacher_cache.TeacherLogits
+
+
+@dataclass
+class TrainReport:
+    steps: int
+    skipped_steps: int
+    tokens: int
+    seconds: float
+    tokens_per_s: float
+    final_loss: float | None
+    sequences: dict
+    resumed_from: int | None = None
+    model_dir: str | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def shared_vocab(student, teacher, tokenizer, teacher_tokenizer=None) -> int | None:
+    """Columns of the logits both models share; vocabularies may differ only by padding rows."""
+    if teacher_tokenizer is not None and teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise TaskDistillError(
+            f"teacher tokenizer {getattr(teacher_tokenizer, 'name_or_path', '?')!r} differs from the student's "
+            f"{getattr(tokenizer, 'name_or_path', '?')!r}; logit distillation needs one shared vocabulary"
+        )
+    vs, vt, n = vocab_size(student), vocab_size(teacher), len(tokenizer)
+    if min(vs, vt) < n:
+        raise TaskDistillError(
+            f"teacher {getattr(teacher.config, '_name_or_path', '') or type(teacher).__name__} has {vt} output rows and "
+            f"student {getattr(student.config, '_name_or_path', '') or type(student).__name__} has {vs}, but the "
+            f"tokenizer has {n} tokens; they must share one vocabulary (padding rows beyond it are allowed)"
+        )
+    return None if vs == vt else min(vs, vt)
+
+
+def use_bf16(setting, device: torch.device) -> bool:
+    """``auto``: bf16 autocast only on a CUDA device that supports it (measured slower on our CPU)."""
+    if setting == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return bool(setting)
+
+
+def micro_terms(student, batch, config: DistillConfig, teacher_rows, vocab) -> dict[str, torch.Tensor]:
+    """Sums and counts of every loss term for one micro-batch, lm_head applied chunk by chunk."""
+    hidden = supervised_hidden(student, batch)
+    _, head = split_model(student)
+    t_idx, t_logp = teacher_rows if teacher_rows is not None else (None, None)
+    is_label = batch.is_label.to(hidden.device)
+    sums = torch.zeros(4, device=hidden.device)
+
+    def chunk_sums(h, targets, lab, idx, logp):
+        logits = head(h)
+        logits = logits if vocab is None else logits[:, :vocab]
+        ce = losses.cross_entropy(logits, targets)
+        out = [(ce * lab).sum(), (ce * ~lab).sum()]
+        if idx is not None:
+            kd = losses.kd_loss(logits, idx, logp, config.kl, config.temperature, config.jsd_beta)
+            out += [(kd * lab).sum(), (kd * ~lab).sum()]
+        else:
+            out += [torch.zeros((), device=h.device)] * 2
+        return torch.stack(out)
+
+    step = config.logit_chunk
+    for start in range(0, hidden.shape[0], step):
+        sl = slice(start, start + step)
+        args = (hidden[sl], batch.targets[sl].to(hidden.device), is_label[sl])
+        args += (t_idx[sl].to(hidden.device), t_logp[sl].to(hidden.device)) if t_idx is not None else (None, None)
+        # Recomputed in backward: only one chunk's logits are ever alive.
+        sums = sums + (grad_checkpoint(chunk_sums, *args, use_reentrant=False) if torch.is_grad_enabled() else chunk_sums(*args))
+    n_label = int(is_label.sum())
+    n_trace = int(is_label.numel() - n_label)
+    return combine(sums, n_label, n_trace, config)
+
+
+def combine(sums: torch.Tensor, n_label: int, n_trace: int, config: DistillConfig) -> dict[str, torch.Tensor]:
+    """Token means of each term and the supervision's loss (see the module docstring)."""
+    ce_l, ce_t, kl_l, kl_t = sums
+    safe = lambda n: max(n, 1)  # noqa: E731
+    terms = {
+        "ce_label": ce_l / safe(n_label),
+        "ce_trace": ce_t / safe(n_trace),
+        "kl_label": kl_l / safe(n_label),
+        "kl_trace": kl_t / safe(n_trace),
+    }
+    n_all = safe(n_label + n_trace)
+    s = config.supervision
+    if s == "label":
+        loss = terms["ce_label"]
+    elif s == "kl":
+        loss = terms["kl_label"]
+    elif s == "cot":
+        loss = (ce_l + ce_t) / n_all
+    elif s == "cot_kl":
+        loss = (kl_l + kl_t) / n_all
+    else:  # blended
+        loss = config.lam * terms["kl_trace"] + (1 - config.lam) * terms["ce_label"] + config.trace_ce * terms["ce_trace"]
+    terms["loss"] = loss
+    return terms
+
+
+def _optimizer(model, config: DistillConfig):
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+
+
+def total_steps(config: DistillConfig, n_batches: int) -> int:
+    if config.max_steps is not None:
+        return config.max_steps
+    return max(1, math.ceil(config.epochs * n_batches / config.grad_accum))
+
+
+def distill(
+    student,
+    tokenizer,
+    train: TaskData,
+    config: DistillConfig,
+    teacher=None,
+    signals: Signals | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    teacher_tokenizer=None,
+    fmt=None,
+    progress: bool | None = None,
+    on_step=None,
+):
+    """Train ``student`` on ``train`` under ``config``; return (student, TrainReport).
+
+    ``teacher`` gives KL targets (cached top-k unless ``config.online_teacher``); ``signals`` may carry
+    traced data and a prepared logit cache. With ``out_dir``: metrics.jsonl, checkpoints (resumed
+    automatically when present), report.json and the final plain HF model in ``out_dir/model``
+    (LoRA merged). ``on_step(step, record)`` is called after every optimizer step.
+    """
+    from transformers import get_cosine_schedule_with_warmup
+
+    from taskdistill.distill.lora import apply_lora, merge
+    from taskdistill.models.load import model_fingerprint, save_model
+
+    signals = signals or Signals()
+    data = signals.traces if (config.uses_traces and signals.traces is not None) else train
+    if config.dataset_size is not None:
+        if config.dataset_size > len(data):
+            raise TaskDistillError(
+                f"dataset_size={config.dataset_size} exceeds the {len(data)} training examples available; lower it"
+            )
+        data = data.subset(data.examples[: config.dataset_size])
+    sequences, counts = build_sequences(tokenizer, data, cot=config.uses_traces, max_length=config.max_length, fmt=fmt)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    vocab, source = None, None
+    if config.uses_teacher:
+        if teacher is None and signals.logits is None:
+            raise TaskDistillError(f"supervision {config.supervision!r} needs a teacher (--teacher) for its KL targets")
+        if teacher is not None:
+            vocab = shared_vocab(student, teacher, tokenizer, teacher_tokenizer)
+        if signals.logits is not None:
+            source = signals.logits
+        elif config.online_teacher:
+            from taskdistill.distill.teacher_cache import OnlineTeacher
+
+            source = OnlineTeacher(teacher, config.top_k, config.temperature, vocab, config.logit_chunk)
+        else:
+            from taskdistill.distill.teacher_cache import build_cache
+
+            source = build_cache(
+                teacher, sequences, k=config.top_k, temperature=config.temperature, vocab=vocab, pad_id=pad_id,
+                batch_size=config.batch_size,
+            )
+
+    torch.manual_seed(config.seed)
+    config_hash = f"{config.training_hash()}-{data.fingerprint()}-{model_fingerprint(student)[:16]}"
+    model = apply_lora(student, config) if config.method == "lora" else student
+    device = next(model.parameters()).device
+    bf16 = use_bf16(config.bf16, device)
+    optimizer = _optimizer(model, config)
+    lengths = [len(s.input_ids) for s in sequences]
+    n_batches = len(length_grouped_batches(lengths, config.batch_size, config.seed, 0))
+    steps = total_steps(config, n_batches)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, round(config.warmup_ratio * steps), steps)
+
+    out = Path(out_dir) if out_dir is not None else None
+    start_step, resumed_from, skipped, tokens, history = 0, None, 0, 0, []
+    if out is not None and ckpt.read_state(out / "checkpoint") is not None:
+        state = ckpt.load(out / "checkpoint", model, optimizer, scheduler, config_hash)
+        start_step = resumed_from = state["step"]
+        skipped, tokens = state["skipped"], state["tokens"]
+        history = _read_metrics(out / "metrics.jsonl", start_step)
+    metrics_fh = _open_metrics(out, history)
+
+    model.train()
+    order_cache: dict[int, list[list[int]]] = {}
+
+    def micro_batch(m: int):
+        epoch, within = divmod(m, n_batches)
+        if epoch not in order_cache:
+            order_cache.clear()
+            order_cache[epoch] = length_grouped_batches(lengths, config.batch_size, config.seed, epoch)
+        return collate([sequences[i] for i in order_cache[epoch][within]], pad_id)
+
+    t0, run_tokens = time.perf_counter(), 0
+    bar = _progress(progress, steps, start_step)
+    try:
+        for step in range(start_step, steps):
+            agg = {k: 0.0 for k in (*TERMS, "loss")}
+            step_tokens = 0
+            for m in range(step * config.grad_accum, (step + 1) * config.grad_accum):
+                batch = micro_batch(m)
+                batch.input_ids, batch.attention_mask = batch.input_ids.to(device), batch.attention_mask.to(device)
+                rows = source.topk(batch) if source is not None else None
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    terms = micro_terms(model, batch, config, rows, vocab)
+                (terms["loss"] / config.grad_accum).backward()
+                for k in agg:
+                    agg[k] += float(terms[k].detach()) / config.grad_accum
+                step_tokens += batch.n_tokens
+            params = [p for p in model.parameters() if p.requires_grad]
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+            ok = math.isfinite(agg["loss"]) and math.isfinite(grad_norm)
+            if ok:
+                optimizer.step()
+            else:
+                skipped += 1
+                if skipped >= config.max_bad_steps:
+                    raise TaskDistillError(
+                        f"stopped after {skipped} steps with a non-finite loss or gradient (last at step {step + 1}); "
+                        "lower --lr or check the data and the student's weights"
+                    )
+            optimizer.zero_grad(set_to_none=True)
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+            tokens += step_tokens
+            run_tokens += step_tokens
+            elapsed = time.perf_counter() - t0
+            record = {"step": step + 1, **{k: round(v, 6) for k, v in agg.items()}, "lr": lr,
+                      "grad_norm": grad_norm, "skipped": not ok, "tokens": tokens,
+                      "tokens_per_s": round(run_tokens / max(elapsed, 1e-9), 1)}
+            history.append(record)
+            if metrics_fh is not None:
+                metrics_fh.write(json.dumps(record) + "\n")
+                metrics_fh.flush()
+            _advance(bar, record, config)
+            if on_step is not None:
+                on_step(step + 1, record)
+            if out is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < steps:
+                ckpt.save(out / "checkpoint", model, optimizer, scheduler,
+                          {"step": step + 1, "skipped": skipped, "tokens": tokens, "config_hash": config_hash})
+    finally:
+        if metrics_fh is not None:
+            metrics_fh.close()
+        if bar is not None:
+            bar[0].stop()
+
+    model.eval()
+    student = merge(model) if config.method == "lora" else model
+    seconds = time.perf_counter() - t0
+    report = TrainReport(
+        steps=steps, skipped_steps=skipped, tokens=tokens, seconds=round(seconds, 3),
+        tokens_per_s=round(run_tokens / max(seconds, 1e-9), 1),
+        final_loss=history[-1]["loss"] if history else None, sequences=counts, resumed_from=resumed_from,
+        history=history,
+    )
+    if out is not None:
+        from taskdistill.cache import atomic_write_json
+
+        report.model_dir = str(save_model(student, tokenizer, out / "model"))
+        atomic_write_json(out / "report.json", {**report.to_dict(), "config": config.model_dump()})
+        import shutil
+
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    return student, report
+
+
+def _read_metrics(path: Path, upto: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["step"] <= upto]
+
+
+def _open_metrics(out: Path | None, history: list[dict]):
+    """Metrics file holding exactly the steps before the (re)start, opened for appending."""
+    if out is None:
+        return None
+    from taskdistill.cache import atomic_write_text
+
+    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+    return open(out / "metrics.jsonl", "a")
+
+
+def _progress(enabled: bool | None, steps: int, done: int):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("distill"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[terms]}"), TextColumn("{task.fields[tps]} tok/s"), TimeRemainingColumn(),
+        transient=False,
+    )
+    task = bar.add_task("distill", total=steps, completed=done, terms="", tps="-")
+    bar.start()
+    return bar, task
+
+
+def _advance(bar, record: dict, config: DistillConfig) -> None:
+    if bar is None:
+        return
+    shown = {"label": ("ce_label",), "kl": ("kl_label",), "cot": ("ce_label", "ce_trace"),
+             "cot_kl": ("kl_label", "kl_trace"), "blended": ("kl_trace", "ce_label", "ce_trace")}[config.supervision]
+    terms = " ".join(f"{k}={record[k]:.3f}" for k in ("loss", *shown))
+    bar[0].update(bar[1], advance=1, terms=terms, tps=f"{record['tokens_per_s']:.0f}")
