@@ -90,7 +90,7 @@ def table_to_task_data(table: Table, *, name: str, source: str, text_col=None, l
                       exclude={text_col, label_col, id_col})
 
     raw = [_raw_label(row.get(label_col), table, i, label_col) for i, row in enumerate(table.rows)]
-    names_from = "argument"
+    names_from = _describe(label_names)
     if label_names is None and label_col in table.class_names:
         label_names, names_from = table.class_names[label_col], "the source's class names"
     if label_names is None and sibling_labels is not None and sibling_labels.is_file():
@@ -126,7 +126,7 @@ def table_to_task_data(table: Table, *, name: str, source: str, text_col=None, l
     taxonomy = sorted(set(mapping.values()) if mapping is not None else set(labels))
     meta = {"source": source, "text_col": text_col, "label_col": label_col, "id_col": id_col, "cot_col": cot_col}
     if mapping is not None:
-        meta["label_names_from"] = names_from if names_from != "argument" else _describe(label_names)
+        meta["label_names_from"] = names_from
     return TaskData(examples, taxonomy, name=name, meta=meta)
 
 
@@ -235,4 +235,4 @@ def _parse_json(text: str, where: str):
 
 
 def _describe(label_names) -> str:
-    return str(label_names) if isinstance(label_names, (str, Path)) else "label_names"
+    return str(label_names) if isinstance(label_names, (str, Path)) else "the label_names argument"
