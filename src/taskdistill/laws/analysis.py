@@ -111,11 +111,18 @@ def _c1_points(pts):
 
 def _derived(boot, family, pts, level, target, at_kappa) -> dict:
     out = {}
+    span = (float(pts.kappa.min()), float(pts.kappa.max()))
+
+    def k50(fn):
+        d = derived.summarise(boot, fn, level)
+        d["extrapolated"] = not span[0] <= d["value"] <= span[1]  # outside the observed κ range
+        return d
+
     if family in ("a1", "a2"):
-        out["kappa50"] = derived.summarise(boot, derived.kappa50, level)
+        out["kappa50"] = k50(derived.kappa50)
     if family == "c1":
-        out["kappa50"] = {f"{s}@D={d:g}": derived.summarise(boot, lambda f, s=s, d=d: derived.kappa50(
-            f, dataset_size=d, supervision=s), level) for s, d in _c1_points(pts)}
+        out["kappa50"] = {f"{s}@D={d:g}": k50(lambda f, s=s, d=d: derived.kappa50(f, dataset_size=d, supervision=s))
+                          for s, d in _c1_points(pts)}
         ref = boot.fit.levels[0][0]
         out["data_equivalent"] = {f"{s} vs {ref}": derived.summarise(boot, lambda f, s=s: derived.data_equivalent(f, s), level)
                                   for s in boot.fit.levels[0][1:]}
