@@ -58,7 +58,9 @@ def test_fuzzy_column_names_and_overrides(tmp_path):
     path = write(tmp_path / "f.jsonl", rows, "jsonl")
     data = load_task_data(path)
     assert data.meta["text_col"] == "news_headline" and data.meta["label_col"] == "event_category"
+    assert "other_label_columns" not in data.meta
     over = load_task_data(path, text_col="note", label_col="news_headline")
+    assert over.meta["other_label_columns"] == "event_category"
     assert [e.text for e in over.examples] == ["n1", "n2"] and over.labels == ["a b", "c d"]
 
 
@@ -137,6 +139,8 @@ def test_bad_input_raises_one_clear_line(tmp_path, setup, message):
 
 def test_unknown_column_override_lists_columns(tmp_path):
     path = write(tmp_path / "d.jsonl", ROWS, "jsonl")
+    with pytest.raises(TaskDistillError, match="text and label are both column 'headline'"):
+        load_task_data(path, label_col="headline")
     with pytest.raises(TaskDistillError, match=r"--label-col 'kind' is not a column .*headline, event_type, uid"):
         load_task_data(path, label_col="kind")
 

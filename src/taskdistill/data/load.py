@@ -85,6 +85,8 @@ def table_to_task_data(table: Table, *, name: str, source: str, text_col=None, l
     """Detect columns, map labels, check every row, and build the :class:`TaskData`."""
     text_col = _column(table, text_col, TEXT_COLUMNS, "text", "--text-col", fuzzy=True)
     label_col = _column(table, label_col, LABEL_COLUMNS, "label", "--label-col", fuzzy=True, exclude={text_col})
+    if label_col == text_col:
+        raise TaskDistillError(f"text and label are both column {text_col!r}; pass different --text-col / --label-col.")
     id_col = _column(table, id_col, ID_COLUMNS, "id", "--id-col", required=False, exclude={text_col, label_col})
     cot_col = _column(table, cot_col, COT_COLUMNS, "cot", "--cot-col", required=False,
                       exclude={text_col, label_col, id_col})
@@ -125,6 +127,10 @@ def table_to_task_data(table: Table, *, name: str, source: str, text_col=None, l
 
     taxonomy = sorted(set(mapping.values()) if mapping is not None else set(labels))
     meta = {"source": source, "text_col": text_col, "label_col": label_col, "id_col": id_col, "cot_col": cot_col}
+    others = [c for c in table.columns if c not in (text_col, label_col)
+              and _column(Table("", [c], []), None, LABEL_COLUMNS, "label", "", fuzzy=True, required=False)]
+    if others:  # e.g. a fine and a coarse label column: say which others could be chosen with --label-col
+        meta["other_label_columns"] = ", ".join(others)
     if mapping is not None:
         meta["label_names_from"] = names_from
     return TaskData(examples, taxonomy, name=name, meta=meta)
