@@ -51,10 +51,11 @@ class Fit:
     notes: list = field(default_factory=list)
 
     def design(self, kappa, dataset_size=1.0, supervision=None, schedule=None) -> Design:
-        kappa = np.atleast_1d(np.asarray(kappa, dtype=np.float64))
-        D = np.broadcast_to(np.asarray(dataset_size, dtype=np.float64), kappa.shape)
-        sup = _index(supervision, self.levels[0], "supervision", kappa.shape)
-        sched = _index(schedule, self.levels[1], "schedule", kappa.shape)
+        kappa, D = np.asarray(kappa, dtype=np.float64), np.asarray(dataset_size, dtype=np.float64)
+        shape = np.broadcast_shapes(np.shape(kappa), np.shape(D), np.shape(supervision), np.shape(schedule)) or (1,)
+        kappa, D = np.broadcast_to(kappa, shape), np.broadcast_to(D, shape)
+        sup = _index(supervision, self.levels[0], "supervision", shape)
+        sched = _index(schedule, self.levels[1], "schedule", shape)
         return Design(kappa / self.scales[0], D / self.scales[1], sup, sched,
                       len(self.levels[0]), len(self.levels[1]), self.q0)
 
