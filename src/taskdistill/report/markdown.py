@@ -1,0 +1,80 @@
+"""report.md: the study's answer in a few lines and tables, for a pull request or a chat."""
+
+from __future__ import annotations
+
+from taskdistill.report.html import fmt
+from taskdistill.report.plots import nice
+
+
+def _md_table(headers: list[str], rows: list[list]) -> list[str]:
+    cell = lambda c: fmt(c) if not isinstance(c, str) else c  # noqa: E731
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + [
+        "| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+
+
+def render_markdown(results: dict) -> str:
+    prov = results["provenance"]
+    teacher = prov.get("teacher")
+    teacher_name = (teacher.get("ref") or teacher.get("name")) if isinstance(teacher, dict) else teacher
+    lines = [f"# taskdistill report — {prov.get('study', 'study')}", "",
+             f"Teacher {teacher_name or '–'}; {results['counts']['students']} students evaluated "
+             f"({results['counts']['runs']} runs in the store). Full page: `report.html`; numbers: `results.json`.", ""]
+
+    rec = results["recommendation"]
+    cons = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in rec["constraints"].items() if v is not None)
+    lines.append("## Recommendation")
+    if rec["choice"]:
+        c = rec["choice"]
+        lines.append(f"**κ = {c['keep_fraction']:g}, D = {c['dataset_size']:g}, {c['supervision']} · {c['method']} · "
+                     f"{c['schedule']}**: macro-F1 {fmt(c.get('task_macro_f1'))}, GK retention "
+                     f"{fmt(c.get('gk_retention'))}, {fmt(c.get('params'))} parameters — the cheapest observed student "
+                     f"meeting {cons}.")
+    else:
+        c = rec.get("closest")
+        near = (f" Closest: κ = {c['keep_fraction']:g}, D = {c['dataset_size']:g}, {c['supervision']} · "
+                f"{c['method']} (macro-F1 {fmt(c.get('task_macro_f1'))}, GK retention {fmt(c.get('gk_retention'))}).") if c else ""
+        lines.append(f"No observed student meets {cons}.{near}")
+    law = results.get("law_recommendation")
+    if law and law.get("recommended"):
+        e = law["recommended"]
+        preds = ", ".join(f"{nice(m)} {p['value']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]" for m, p in e["predicted"].items())
+        lines += ["", f"From the fitted laws ({e['family']}): κ = {e['keep_fraction']:g}, D = {e['dataset_size']:g}, "
+                      f"{e.get('supervision')} · {e.get('method')} · {e.get('schedule')}: {preds}; "
+                      f"P(meet every constraint) = {e['p_meet']:.2f}."]
+        if law.get("next_run"):
+            lines.append("Next run to sample: " + ", ".join(f"{k} = {v}" for k, v in law["next_run"].items()) + ".")
+    elif law:
+        lines += ["", f"From the fitted laws: no setting reaches P(meet) ≥ {law['constraints']['confidence']}."]
+    elif results.get("law_recommendation_note"):
+        lines += ["", f"No recommendation from the fitted laws: {results['law_recommendation_note']}"]
+    lines.append("")
+
+    fitted = [c for c in results["curves"] if "q" in c]
+    refused = [c for c in results["curves"] if "note" in c]
+    lines.append("## Collapse points (κ50: retention 0.5)")
+    if fitted:
+        lines += _md_table(["metric", "group", "κ50", "95 % interval"], [
+            [nice(c["metric"]), c["label"], c.get("kappa50"),
+             "–" if not c.get("kappa50_interval") else f"{c['kappa50_interval'][0]:.3f} – {c['kappa50_interval'][1]:.3f}"]
+            for c in fitted])
+    else:
+        lines.append("No law could be fitted.")
+    for c in refused:
+        lines.append(f"- {nice(c['metric'])}, {c['label']}: no law — {c['note']}")
+    gaps = [g for g in results["gaps"] if g["gap"] is not None]
+    if gaps:
+        lines += ["", "General knowledge collapses at a larger κ than the task (gap = κ50 GK − κ50 in-domain):"]
+        lines += [f"- {g['label']}: {g['gap']:+.3f}" for g in gaps]
+    lines.append("")
+
+    lines.append("## Students (seed means)")
+    rows = [[("teacher" if s["teacher"] else f"{s['supervision']} · {s['method']} · {s['schedule']}"),
+             s["keep_fraction"], s["dataset_size"], s.get("params"), s.get("task_macro_f1"), s.get("task_accuracy"),
+             s.get("gk_retention")] for s in results["students"]]
+    lines += _md_table(["student", "κ", "D", "params", "macro-F1", "accuracy", "GK retention"], rows)
+    front = results["pareto"]
+    if front:
+        lines += ["", f"Pareto frontier (params vs macro-F1 vs GK retention): {len(front)} student(s): " + "; ".join(
+            f"κ={p['keep_fraction']:g} D={p['dataset_size']:g} {p['supervision']}·{p['method']}" for p in front) + "."]
+    lines.append("")
+    return "\n".join(lines)
