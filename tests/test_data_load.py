@@ -93,6 +93,15 @@ def test_sibling_labels_json_is_used(tmp_path):
     assert data.meta["label_names_from"].endswith("labels.json")
 
 
+def test_jsonl_round_trip_keeps_unicode_line_separators(tmp_path):
+    from taskdistill.data.schema import Example, TaskData
+
+    data = TaskData([Example("Acme\u2028beats\x85 Q3 — café", "A", "x1", cot="why\r\nso"),
+                     Example("b", "B", "x2")], ["A", "B"], "u")
+    write_jsonl(tmp_path / "u.jsonl", data)
+    assert load_task_data(tmp_path / "u.jsonl").examples == data.examples
+
+
 def test_written_subset_keeps_full_taxonomy_through_labels_json(tmp_path):
     full = load_task_data(write(tmp_path / "src.jsonl", ROWS, "jsonl"))
     out = tmp_path / "split"

@@ -101,7 +101,7 @@ def _read_csv(path: Path, text: str, delimiter: str) -> Table:
 
 def _read_jsonl(path: Path, text: str) -> Table:
     rows, where, columns = [], [], {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit inside a string
         if not line.strip():
             continue
         try:
