@@ -31,7 +31,7 @@ def kappa50(fit, dataset_size: float | None = None, supervision=None, schedule=N
     if name == "a1":
         return (p["a"] / target) ** (1 / p["alpha"])
     if name == "a2":
-        return p["kappa_star"] * (1 / q - 1) ** (1 / p["s"])
+        return p["kappa_star"] * (1 / q - 1) ** (-1 / p["s"])
     if name == "c1":
         if dataset_size is None:
             raise TaskDistillError("κ50 under the joint law depends on D: pass dataset_size")
