@@ -52,7 +52,7 @@ def fit_study(rows: list[dict], metrics=None, families=DEFAULT_FAMILIES, *, loss
     metrics = list(metrics or known)
     for m in metrics:
         if m not in known:
-            raise did_you_mean(m, known, "metric (not in these observations)")
+            raise did_you_mean(m, known, "metric")
     for f in families:
         get_form(f)
     rows = [r for r in rows if r["metric"] in metrics]

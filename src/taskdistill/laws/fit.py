@@ -88,7 +88,7 @@ def _index(value, levels, what, shape):
     out = np.empty(shape, dtype=int)
     for i, v in np.ndenumerate(values):
         if v not in levels:
-            raise did_you_mean(str(v), levels, f"{what} (not in the fitted data)")
+            raise did_you_mean(str(v), levels, what)
         out[i] = list(levels).index(v)
     return out
 

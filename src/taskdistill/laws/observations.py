@@ -163,7 +163,7 @@ def points(rows: list[dict], metric: str, **where) -> Points:
     """The rows of one metric (optionally filtered, e.g. ``supervision="cot"``) as :class:`Points`."""
     known = metrics_of(rows)
     if metric not in known:
-        raise did_you_mean(metric, known, "metric (not in these observations)")
+        raise did_you_mean(metric, known, "metric")
     sel = [r for r in rows if r["metric"] == metric and all(r[k] == v for k, v in where.items())]
     if not sel:
         raise TaskDistillError(f"metric {metric!r} has no observations with {where}")

@@ -121,12 +121,12 @@ def recommend(rows: list[dict], *, min_macro_f1: float | None = None, min_gk_ret
     quality = {}
     if min_macro_f1 is not None:
         if in_domain not in known:
-            raise did_you_mean(in_domain, known, "in-domain metric (not in these observations)")
+            raise did_you_mean(in_domain, known, "in-domain metric")
         quality[in_domain] = ("value", float(min_macro_f1))
     if min_gk_retention is not None:
         gk = gk_metric or knowledge_metric(known, in_domain)
         if gk not in known:
-            raise did_you_mean(gk, known, "general-knowledge metric (not in these observations)")
+            raise did_you_mean(gk, known, "general-knowledge metric")
         quality[gk] = ("retention", float(min_gk_retention))
     if not quality:
         raise TaskDistillError("give at least one quality constraint: --min-macro-f1 and/or --min-gk-retention")
