@@ -74,7 +74,7 @@ def headline(fine_label: str, rng: random.Random) -> str:
         template = ("{co}{tkp} " if subject == "co" else "{firm} ") + rng.choice(leads) + rng.choice(T.SEPARATORS) + second
     else:
         template = rng.choice(T.TABLE[fine_label][1])
-    values: dict[str, str] = {}
+    values: dict[str, str] = {"_pharma": "yes"} if "{drug}" in template or "{device}" in template else {}
     text = _SLOT.sub(lambda m: _slot(m.group(1), values, rng), template)
     if rng.random() < 0.15:
         text = _title_case(text)
@@ -94,7 +94,10 @@ def _fill(name: str, values: dict[str, str], rng: random.Random) -> dict[str, st
     if name in ("co", "tk", "tkp"):
         stem = c(T.COMPANY_STEMS)
         values["_stem"] = stem
-        co = stem + (" " + c(T.COMPANY_SUFFIXES) if rng.random() < 0.6 else "")
+        if values.get("_pharma"):
+            co = f"{stem} {c(T.PHARMA_SUFFIXES)}"
+        else:
+            co = stem + (" " + c(T.COMPANY_SUFFIXES) if rng.random() < 0.6 else "")
         tk = _ticker(stem)
         tkp = c(["", "", "", f" ({tk})", f" (NASDAQ: {tk})", f" (NYSE:{tk})"])
         return {"co": co, "tk": tk, "tkp": tkp}

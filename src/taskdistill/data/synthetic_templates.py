@@ -278,6 +278,7 @@ COMPANY_STEMS = [
 ]
 COMPANY_SUFFIXES = ["Corp", "Holdings", "Inc", "Group", "Technologies", "Pharmaceuticals", "Energy",
                     "Bancorp", "Systems", "Foods", "Motors", "Networks", "Therapeutics", "Retail", "Airlines"]
+PHARMA_SUFFIXES = ["Pharmaceuticals", "Therapeutics", "Biosciences", "Medical", "Bio"]  # drug / device headlines
 FIRMS = ["Goldman Sachs", "Morgan Stanley", "JPMorgan", "Barclays", "Jefferies", "UBS", "Piper Sandler",
          "Raymond James", "Wedbush", "BofA Securities", "Citi", "Evercore ISI", "Bernstein", "Mizuho", "KeyBanc"]
 AGENCIES = ["Moody's", "S&P Global Ratings", "Fitch Ratings", "S&P", "Fitch"]
@@ -292,11 +293,11 @@ LAST_NAMES = ["Alvarez", "Bennett", "Okafor", "Lindqvist", "Nakamura", "Patel", 
 ROLES = ["CEO", "chief executive", "CFO", "chief financial officer", "COO", "president", "chairman"]
 UNIONS = ["United Auto Workers", "Teamsters", "machinists' union", "nurses' union", "dockworkers' union",
           "pilots' union", "Unite"]
-REGULATORS = ["SEC", "FTC", "Justice Department", "European Commission", "CFTC", "FCA", "state attorneys general",
-              "EU antitrust regulators"]
+REGULATORS = ["SEC", "FTC", "Justice Department", "European Commission", "CFTC", "FCA", "New York attorney general",
+              "EU competition regulator"]
 TOPICS = ["accounting practices", "data privacy", "antitrust concerns", "sales practices", "emissions reporting",
           "bribery allegations", "disclosure failures", "consumer complaints"]
-DRUG_REGULATORS = ["FDA", "EMA", "Health Canada", "U.S. FDA", "European regulators", "Japan's PMDA"]
+DRUG_REGULATORS = ["FDA", "EMA", "Health Canada", "U.S. FDA", "European Commission", "Japan's PMDA"]
 DRUG_STEMS = (["Zel", "Vora", "Tren", "Lumi", "Oxa", "Bre", "Cala", "Fexi", "Nira", "Sota"],
               ["vor", "lix", "tra", "mab", "zan", "pri", "dolo"],
               ["imab", "tinib", "stat", "ex", "vir", "zumab"])
