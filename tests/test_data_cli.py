@@ -70,6 +70,19 @@ def test_split_writes_files_that_match_the_library(tmp_path):
     assert {e.id for e in d35.examples} <= {e.id for e in d140.examples}
 
 
+def test_split_replaces_an_older_split_and_keeps_foreign_folders_safe(tmp_path):
+    out = tmp_path / "split"
+    assert invoke("split", "synthetic:n=140", "--test-size", 35, "--sizes", "35,70", "--out", out).exit_code == 0
+    assert invoke("split", "synthetic:n=140", "--test-size", 35, "--sizes", "35", "--seed", 1, "--out", out).exit_code == 0
+    assert not (out / "train_70.jsonl").exists()  # no stale subset of the older split survives
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    result = invoke("split", "synthetic:n=140", "--test-size", 35, "--out", other)
+    assert result.exit_code == 2 and "holds other files (notes.txt)" in result.output
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

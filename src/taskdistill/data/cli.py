@@ -79,7 +79,7 @@ def split_cmd(
     """Write a fixed stratified test set and nested training subsets D1 ⊂ D2 ⊂ … as jsonl files."""
     from rich.console import Console
 
-    from taskdistill.cache import atomic_write_json
+    from taskdistill.cache import atomic_dir, atomic_write_json
     from taskdistill.data import splits
     from taskdistill.data.files import write_jsonl
     from taskdistill.errors import TaskDistillError
@@ -90,18 +90,29 @@ def split_cmd(
         raise TaskDistillError(f"--sizes must be comma-separated integers like 100,500, got {sizes!r}.") from None
     if out.exists() and not out.is_dir():
         raise TaskDistillError(f"--out {out} is a file; pass a folder.")
+    foreign = sorted(p.name for p in out.iterdir() if not _split_file(p.name)) if out.is_dir() else []
+    if foreign:
+        raise TaskDistillError(f"--out {out} holds other files ({', '.join(foreign[:3])}); pick a new or empty folder.")
     data = _load(source, text_col, label_col, id_col, label_names)
     split = splits.make_split(data, int(test_size) if test_size.is_integer() else test_size, seed=seed)
     subsets = splits.nested_subsets(split.train_pool, wanted, seed=seed)
-    # everything is computed before the first file is written; each file is written atomically
-    write_jsonl(out / "test.jsonl", split.test)
-    write_jsonl(out / "train_pool.jsonl", split.train_pool)
-    for d, subset in subsets.items():
-        write_jsonl(out / f"train_{d}.jsonl", subset)
-    atomic_write_json(out / "labels.json", list(data.labels))
+    # the folder is built aside and swapped in whole: no half-written split, no stale train_D from an older one
+    with atomic_dir(out) as tmp:
+        write_jsonl(tmp / "test.jsonl", split.test)
+        write_jsonl(tmp / "train_pool.jsonl", split.train_pool)
+        for d, subset in subsets.items():
+            write_jsonl(tmp / f"train_{d}.jsonl", subset)
+        atomic_write_json(tmp / "labels.json", list(data.labels))
     console = Console()
     console.print(f"[green]wrote[/green] {out}: test {len(split.test)}, train pool {len(split.train_pool)}, "
                   f"{len(data.labels)} classes" + (f", subsets {', '.join(map(str, subsets))}" if subsets else ""))
+
+
+def _split_file(name: str) -> bool:
+    """A file ``data split`` writes (and may replace)."""
+    import re
+
+    return bool(re.fullmatch(r"test\.jsonl|train_pool\.jsonl|train_\d+\.jsonl|labels\.json", name))
 
 
 def summarize(data) -> dict:
