@@ -17,7 +17,7 @@ from taskdistill.laws.fit import Fit, fit_points, single_thread
 from taskdistill.laws.observations import Points
 
 KINDS = ("auto", "runs", "parametric")
-MIN_RUNS_FOR_CASES = 20
+MIN_RUNS_FOR_CASES = 40
 BOOTSTRAP_POLISH = 3  # every replicate evaluates the full start grid and polishes its best 3
 
 
