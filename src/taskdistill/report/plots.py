@@ -172,9 +172,10 @@ def fig_dataset_size(settings, metrics):
     if not panels:
         return None, "every group has a single dataset size, so there is no dataset-size curve"
     fig, axes = _grid(len(panels), cols=4, width=3.6)
+    all_kappas = sorted({s["keep_fraction"] for *_, sel in panels for s in sel}, reverse=True)
+    colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(all_kappas)}
     for ax, (metric, key, label, sel) in zip(axes, panels):
         kappas = sorted({s["keep_fraction"] for s in sel}, reverse=True)
-        colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(kappas)}
         for k in kappas:
             line = sorted((s for s in sel if s["keep_fraction"] == k), key=lambda s: s["dataset_size"])
             ax.plot([max(s["dataset_size"], 1) for s in line], [s[key] for s in line], "o-", ms=4,
@@ -183,7 +184,7 @@ def fig_dataset_size(settings, metrics):
         ax.set_xlabel("examples D (0 drawn at 1)")
         ax.set_ylabel("retention q" if key == "retention" else nice(metric))
         ax.set_title(f"{nice(metric)} · {label}", fontsize=8)
-        ax.legend(fontsize=7)
+    axes[0].legend(fontsize=7, title="keep fraction")
     return to_svg(fig), None
 
 
