@@ -1,0 +1,161 @@
+"""Chain-of-thought traces: a teacher writes a short rationale ending in ``[[Label]]`` for each example.
+
+Traces whose final label differs from the gold label (or that have no label, or no rationale) are
+dropped and counted. Two prompting modes:
+
+* ``explain_gold=True`` (default): the teacher is also told the gold label and asked to explain it.
+  A 135M teacher classifies the 35-class task far too poorly for its own answers to survive the
+  gold-label filter in useful numbers, and a trace for a wrong answer teaches the wrong reasoning;
+  explaining the given label yields a trace for most examples (rationalisation, as in STaR).
+* ``explain_gold=False``: the teacher only sees the headline (self-generated CoT, filtered).
+
+Generation is batched greedy HF generation with left padding (shared with evaluation); the vLLM
+back-end is used when installed and ``backend`` is ``auto`` or ``vllm``. Results are cached under
+``settings.cache_dir("traces")`` keyed by (teacher weights, data, prompt format, decoding settings).
+User traces (a ``cot`` column, or a JSONL of ``{"id", "cot"}``) are accepted as-is by ``import_traces``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from taskdistill import settings
+from taskdistill.cache import atomic_write_text, content_hash
+from taskdistill.data.schema import Example, TaskData
+from taskdistill.errors import TaskDistillError
+from taskdistill.models.prompts import PromptFormat, build_prompt, encode, parse_label
+
+
+def teacher_prompt(tokenizer, example: Example, labels: list[str], fmt: PromptFormat, explain_gold: bool) -> str:
+    """The CoT prompt; with ``explain_gold`` its hint names the gold label to be explained."""
+    if explain_gold:
+        hint = (
+            f"The correct event type is {example.label}. Explain in one or two short sentences why the headline "
+            f"belongs to it, then give the event type in double brackets, like [[{example.label}]]."
+        )
+        fmt = fmt.model_copy(update={"cot_hint": hint})
+    return build_prompt(tokenizer, example.text, labels, fmt, cot=True)
+
+
+def build_traces(
+    model,
+    tokenizer,
+    data: TaskData,
+    *,
+    explain_gold: bool = True,
+    max_new_tokens: int = 80,
+    batch_size: int = 8,
+    fmt: PromptFormat | None = None,
+    backend: str = "auto",
+    use_cache: bool = True,
+    progress=None,
+) -> TaskData:
+    """Generate and filter traces; returns the kept examples with ``cot`` set.
+
+    ``meta["traces"]`` holds the report: n, kept, wrong_label, no_label, empty, drop_rate.
+    """
+    from taskdistill.evaluate.task import cut_rationale
+    from taskdistill.models.load import model_fingerprint
+
+    fmt = fmt or PromptFormat()
+    settings_key = {"explain_gold": explain_gold, "max_new_tokens": max_new_tokens, "decoding": "greedy",
+                    "fmt": fmt.model_dump()}
+    key = content_hash({"teacher": model_fingerprint(model), "data": data.fingerprint(), **settings_key})
+    path = settings.cache_dir("traces") / f"{key}.jsonl"
+    if use_cache and path.is_file():
+        generations = {r["id"]: r["generated"] for r in map(json.loads, path.read_text().splitlines())}
+    else:
+        prompts = [teacher_prompt(tokenizer, ex, data.labels, fmt, explain_gold) for ex in data.examples]
+        texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size, backend, progress)
+        generations = {ex.id: g for ex, g in zip(data.examples, texts, strict=True)}
+        atomic_write_text(path, "".join(json.dumps({"id": i, "generated": g}) + "\n" for i, g in generations.items()))
+    kept, counts = [], {"wrong_label": 0, "no_label": 0, "empty": 0}
+    for ex in data.examples:
+        generated = generations[ex.id]
+        label = parse_label(generated, data.labels)
+        rationale = cut_rationale(generated).strip()
+        if label is None:
+            counts["no_label"] += 1
+        elif label != ex.label:
+            counts["wrong_label"] += 1
+        elif not rationale:
+            counts["empty"] += 1
+        else:
+            kept.append(Example(ex.text, ex.label, ex.id, cot=rationale))
+    report = {"n": len(data), "kept": len(kept), **counts, "drop_rate": 1 - len(kept) / max(len(data), 1),
+              **settings_key, "cache": str(path)}
+    if not kept:
+        raise TaskDistillError(
+            f"no trace survived the gold-label filter ({report['no_label']} without a [[label]], "
+            f"{report['wrong_label']} with a wrong one); use explain_gold, more max_new_tokens, or import traces"
+        )
+    out = data.subset(kept, name=f"{data.name}+traces")
+    out.meta["traces"] = report
+    return out
+
+
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, backend: str, progress=None):
+    """Greedy completions of prompt strings with the vLLM back-end when usable, else HF generate."""
+    if backend not in ("auto", "hf", "vllm"):
+        raise TaskDistillError(f"unknown generation backend {backend!r}; use auto, hf or vllm")
+    if backend in ("auto", "vllm"):
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            if backend == "vllm":
+                raise TaskDistillError("backend 'vllm' requested but vllm is not installed (pip install vllm)") from None
+        else:
+            return _generate_vllm(model, prompts, max_new_tokens)
+    from taskdistill.evaluate.generate import generate_texts
+
+    ids = [encode(tokenizer, p)[0] for p in prompts]
+    return generate_texts(model, tokenizer, ids, max_new_tokens, batch_size, progress)
+
+
+def _generate_vllm(model, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """vLLM needs the model as a folder: the one it was loaded from (not exercised without vLLM)."""
+    from vllm import LLM, SamplingParams
+
+    folder = getattr(model.config, "_name_or_path", "")
+    if not folder or not Path(folder).is_dir():
+        raise TaskDistillError("the vLLM back-end needs a teacher loaded from a local folder; use backend='hf'")
+    llm = LLM(model=folder, dtype="auto")
+    outputs = llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
+    return [o.outputs[0].text for o in outputs]
+
+
+def import_traces(data: TaskData, source: str | Path) -> TaskData:
+    """Attach user traces from a JSONL of ``{"id": ..., "cot": ...}`` as-is (no filtering).
+
+    Examples without a trace keep ``cot=None`` (the CoT formats skip them); unknown ids are an error.
+    """
+    path = Path(source)
+    if not path.is_file():
+        raise TaskDistillError(f"trace file {path} not found; give a JSONL with one {{\"id\", \"cot\"}} object per line")
+    traces = {}
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            traces[str(row["id"])] = str(row["cot"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise TaskDistillError(f"{path}:{n} is not a JSON object with 'id' and 'cot'") from None
+    ids = {ex.id for ex in data.examples}
+    unknown = sorted(set(traces) - ids)
+    if unknown:
+        raise TaskDistillError(f"{len(unknown)} trace id(s) in {path} are not in the data (first: {unknown[0]!r})")
+    examples = [Example(ex.text, ex.label, ex.id, cot=traces.get(ex.id, ex.cot)) for ex in data.examples]
+    if not any(ex.cot for ex in examples):
+        raise TaskDistillError(f"{path} gives no non-empty trace for this data")
+    out = data.subset(examples, name=f"{data.name}+traces")
+    out.meta["traces"] = {"n": len(data), "kept": sum(1 for e in examples if e.cot), "source": str(path)}
+    return out
+
+
+def write_traces(data: TaskData, path: str | Path) -> Path:
+    """Save the traces of ``data`` as JSONL ``{"id", "label", "cot"}`` (atomically)."""
+    rows = [{"id": e.id, "label": e.label, "cot": e.cot} for e in data.examples if e.cot]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    return Path(path)
