@@ -71,7 +71,8 @@ def headline(fine_label: str, rng: random.Random) -> str:
         second = rng.choice(T.CLAUSES[rng.choice(PARTNERS_OF[fine_label])][1])
         if subject == "firm":
             second = second.replace(" {co}", "")
-        template = ("{co}{tkp} " if subject == "co" else "{firm} ") + rng.choice(leads) + rng.choice(T.SEPARATORS) + second
+        head = "{co}{tkp} " if subject == "co" else "{firm} "
+        template = head + rng.choice(leads) + rng.choice(T.SEPARATORS) + second
     else:
         template = rng.choice(T.TABLE[fine_label][1])
     values: dict[str, str] = {"_pharma": "yes"} if "{drug}" in template or "{device}" in template else {}
@@ -125,12 +126,14 @@ def _fill(name: str, values: dict[str, str], rng: random.Random) -> dict[str, st
                         "fourth-quarter", "fiscal Q2", "fiscal Q4"]),
         "pct": lambda: str(rng.randint(2, 60)) if rng.random() < 0.3 else f"{rng.uniform(0.5, 35):.1f}",
         "amt": _amount(rng),
-        "amt_small": lambda: f"${rng.randint(2, 95) * 10:,},000" if rng.random() < 0.5 else f"${rng.randint(11, 99) / 10} million",
+        "amt_small": lambda: (f"${rng.randint(2, 95) * 10},000" if rng.random() < 0.5
+                              else f"${rng.randint(11, 99) / 10} million"),
         "firm": lambda: c(T.FIRMS), "agency": lambda: c(T.AGENCIES),
         "r_up": lambda: c(T.RATINGS_UP), "r_dn": lambda: c(T.RATINGS_DOWN), "r_keep": lambda: c(T.RATINGS_KEEP),
         "person": lambda: f"{c(T.FIRST_NAMES)} {c(T.LAST_NAMES)}", "role": lambda: c(T.ROLES),
         "jobs": lambda: c(["about ", "", "nearly ", ""]) + f"{rng.randint(1, 120) * 100:,}",
-        "shares": lambda: f"{rng.randint(5, 900) * 1000:,}" if rng.random() < 0.6 else f"{rng.randint(11, 90) / 10} million",
+        "shares": lambda: (f"{rng.randint(5, 900) * 1000:,}" if rng.random() < 0.6
+                           else f"{rng.randint(11, 90) / 10} million"),
         "union": lambda: c(T.UNIONS), "reg": lambda: c(T.REGULATORS), "topic": lambda: c(T.TOPICS),
         "drugreg": lambda: c(T.DRUG_REGULATORS), "cond": lambda: c(T.CONDITIONS), "device": lambda: c(T.DEVICES),
         "drug": lambda: "".join(c(part) for part in T.DRUG_STEMS), "product": lambda: c(T.PRODUCTS),

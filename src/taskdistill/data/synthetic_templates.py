@@ -9,11 +9,13 @@ labelled by its lead event (the one the headline is about, usually the first cla
 
 from __future__ import annotations
 
-# Slots: co/co2 company, tkp optional "(TICKER)", tk ticker, q quarter, yr year, pct percent, amt money, amt_small insider-size money,
-# eps/est per-share amounts, p_lo/p_hi share prices, d_lo/d_hi dividends, g_lo/g_hi credit grades,
-# firm broker, r_up/r_dn/r_keep analyst ratings, agency rating agency, person, role, jobs head count,
-# union, reg regulator, topic probe topic, drug, drugreg drug regulator, cond disease, product,
-# customer, ratio/rratio split ratios, up/down (plural) and ups/downs (singular) share-move verbs, dir up|down, ratio split ratio, when day, theme partnership theme.
+# Slots: co/co2 company, tkp optional "(TICKER)", tk ticker, q quarter, yr/yr2 years, pct percent,
+# amt money, amt_small insider-size money, eps/est per-share amounts (est < eps), p_lo/p_hi share prices,
+# d_lo/d_hi dividends, g_lo/g_hi credit grades, firm broker, r_up/r_dn/r_keep analyst ratings,
+# agency rating agency, person, role, jobs head count, shares share count, union, reg regulator,
+# topic probe topic, drug, device, drugreg drug regulator, cond disease, product, customer, theme,
+# region, month, when day, nth ordinal, n_cuts, ratio/rratio split ratios, up/down (plural) and
+# ups/downs (singular) share-move verbs, dir up|down.
 TABLE: dict[str, tuple[str, list[str]]] = {
     "Earnings Beat": ("Earnings", [
         "{co}{tkp} {q} profit tops estimates on strong demand",
