@@ -123,6 +123,7 @@ def test_read_label_names_rejects_duplicates_and_missing_file(tmp_path):
     "setup, message",
     [
         (lambda p: p / "missing.csv", r"data file not found: .*missing\.csv"),
+        (lambda p: p / "synthetik", r"data source '.*synthetik' is not a file; pass a \.csv"),
         (lambda p: _bytes(p / "empty.csv", b""), r"data file is empty: .*empty\.csv"),
         (lambda p: _bytes(p / "header.csv", b"text,label\n"), r"has no rows: .*header\.csv"),
         (lambda p: _bytes(p / "x.xlsx", b"abc"), r"unknown data format '\.xlsx'"),

@@ -66,6 +66,11 @@ def read_text(path: Path) -> str:
 def read_table(path: str | Path) -> Table:
     """Read a local data file into a :class:`Table` (format from the extension)."""
     path = Path(path)
+    if not path.exists() and path.suffix.lower() not in FORMATS:
+        raise TaskDistillError(
+            f"data source {str(path)!r} is not a file; pass a .csv/.jsonl/.json/.parquet path, "
+            "'synthetic[:n=…,seed=…,granularity=…]' or 'hf:owner/name'."
+        )
     fmt = file_format(path)
     if fmt == "parquet":
         return _read_parquet(path)
