@@ -12,10 +12,11 @@ from taskdistill.data.schema import Example, TaskData
 from taskdistill.errors import TaskDistillError
 from taskdistill.evaluate import task
 from taskdistill.evaluate.generate import generate_texts
-from taskdistill.evaluate.scoring import score_continuations
+from taskdistill.evaluate.scoring import _Block, score_continuations
 from taskdistill.models import prompts
 
-LABELS = ["Buyback", "Earnings beat", "Guidance cut", "M&A announced", "x"]  # label lengths 1–9 tokens
+# label continuations of 1–9 tokens, sharing prefixes ("[[", "[[Guidance ") in the prefix tree
+LABELS = ["Buyback", "Earnings beat", "Guidance cut", "Guidance raise", "M&A announced", "x"]
 TEXTS = [
     "Acme beats",
     "Globex cuts full-year guidance on weak demand as revenue falls 12% and shares slide",
@@ -62,7 +63,7 @@ def test_scorer_with_eager_attention_and_batch_size_one():
 def test_score_continuations_single_token_labels_and_summed_log_likelihood():
     model = tiny_model("llama")
     contexts = [[5, 6, 7, 8], [9, 10]]
-    conts = [[11], [12], [13, 14, 15]]
+    conts = [[11], [12], [13, 14, 15], [13, 14], [13, 16, 15], [13]]  # shared prefixes, a prefix of another
     got = score_continuations(model, contexts, conts, batch_size=2)
     for i, ctx in enumerate(contexts):
         for c, cont in enumerate(conts):
@@ -71,6 +72,7 @@ def test_score_continuations_single_token_labels_and_summed_log_likelihood():
             want = sum(lp[len(ctx) - 1 + j, t].item() for j, t in enumerate(cont))
             assert got[i, c] == pytest.approx(want, abs=1e-4)
     assert (got < 0).all()
+    assert _Block(conts).size == 3  # fed nodes: (13), (13, 14), (13, 16) — each shared prefix once
 
 
 def test_scorer_rejects_attention_without_custom_masks():

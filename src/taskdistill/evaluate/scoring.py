@@ -1,11 +1,11 @@
 """Exact shared-prefix scoring of many continuations after each context, in one forward per batch.
 
 Each row of a batch is laid out as ``[left padding | context | label block]`` where the label block
-holds, one after another, every continuation's tokens except its last. A custom 4-D attention mask
-lets context tokens attend causally within the context and lets each continuation's tokens attend
-to the whole context and to its own earlier tokens only, with position ids continuing from the end
-of the context: every continuation sees exactly what it would see as its own full sequence
-``context + continuation``, but the context is encoded once. No library does this tree layout for
+holds the continuations (minus their last tokens) as a prefix tree, shared prefixes fed once. A
+custom 4-D attention mask lets context tokens attend causally within the context and lets each
+block token attend to the whole context and to its own ancestors in the tree only, with position
+ids continuing from the end of the context: every continuation sees exactly what it would see as
+its own full sequence ``context + continuation``, but the context is encoded once. No library does this tree layout for
 us (hand-written here); tests compare it with one full forward per continuation.
 """
 
@@ -21,31 +21,41 @@ SUPPORTED_ATTENTION = ("sdpa", "eager")
 
 
 class _Block:
-    """Token layout of the continuations that is shared by every row of a batch."""
+    """The continuations as a prefix tree, shared by every row of a batch.
+
+    Each node is one fed token (a distinct prefix of some continuation minus its last token) and
+    attends to its ancestors, so continuations that share leading tokens (``[[``, ``[[Analyst``) feed
+    them once. Scored token j of continuation c is predicted at the node of its prefix c[:j] (the
+    last context position for j = 0).
+    """
 
     def __init__(self, continuations: list[list[int]]):
         import torch
 
         if not continuations or any(len(c) == 0 for c in continuations):
             raise ValueError("every continuation needs at least one token")
-        fed, pos, owner = [], [], []
-        rows, targets, label = [], [], []  # for each scored token: row of kept logits, target id, continuation
+        node: dict[tuple[int, ...], int] = {}
+        fed, pos, parent = [], [], []
+        rows, targets, label = [], [], []  # per scored token: row of the kept logits, target id, continuation
         for c, ids in enumerate(continuations):
-            start = len(fed)
+            for k in range(len(ids) - 1):
+                key = tuple(ids[: k + 1])
+                if key not in node:
+                    node[key] = len(fed)
+                    fed.append(ids[k])
+                    pos.append(k)
+                    parent.append(node[key[:-1]] if k else -1)
             for j, tok in enumerate(ids):
-                # token j is predicted by the last context position (j = 0) or by fed token j - 1
-                rows.append(0 if j == 0 else 1 + start + j - 1)
+                rows.append(0 if j == 0 else 1 + node[tuple(ids[:j])])
                 targets.append(tok)
                 label.append(c)
-            fed.extend(ids[:-1])
-            pos.extend(range(len(ids) - 1))
-            owner.extend([c] * (len(ids) - 1))
         self.size = len(fed)
         self.ids = torch.tensor(fed, dtype=torch.long)
         self.pos = torch.tensor(pos, dtype=torch.long)
-        own = torch.tensor(owner, dtype=torch.long)
-        idx = torch.arange(self.size)
-        self.allowed = (own[:, None] == own[None, :]) & (idx[None, :] <= idx[:, None])
+        self.allowed = torch.eye(self.size, dtype=torch.bool)  # node i sees itself and its ancestors
+        for i, p in enumerate(parent):
+            if p >= 0:
+                self.allowed[i] |= self.allowed[p]
         self.rows = torch.tensor(rows, dtype=torch.long)
         self.targets = torch.tensor(targets, dtype=torch.long)
         self.label = torch.tensor(label, dtype=torch.long)
