@@ -43,3 +43,17 @@ def test_hashes_are_stable_and_sensitive(tmp_path):
     first = folder_hash(tmp_path / "d")
     atomic_write_json(tmp_path / "d" / "x.json", {"k": 2})
     assert folder_hash(tmp_path / "d") != first
+
+
+def test_atomic_outputs_get_the_usual_modes(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "f.json", {})
+        with atomic_dir(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
