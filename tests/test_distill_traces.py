@@ -34,15 +34,18 @@ def test_filter_keeps_only_gold_label_traces_and_reports_drop_rate(tiny, monkeyp
         f"Numbers. [[{golds[6]}]]",
         f"Outlook lowered. [[{golds[7]}]]",
     ]
+    outputs[6] = f"The event type is {golds[6].lower()}.\n\nMore text."  # unbracketed but names the gold label
     calls = []
     monkeypatch.setattr(traces, "generate", canned(outputs, calls))
     out = traces.build_traces(model(seed=0), tok(), data)
     report = out.meta["traces"]
     assert (report["kept"], report["no_label"], report["wrong_label"], report["empty"]) == (5, 1, 1, 1)
+    assert report["unbracketed"] == 1
     assert report["drop_rate"] == pytest.approx(3 / 8)
     assert [e.id for e in out.examples] == ["ex0", "ex4", "ex5", "ex6", "ex7"]
     assert out.examples[0].cot == "It reports profit numbers."
     assert out.examples[1].cot == "Because of the outlook."
+    assert out.examples[3].cot == f"The event type is {golds[6].lower()}."
     assert all(f"The correct event type is {e.label}." in p for e, p in zip(data.examples, calls[0]))
     # cached: a second call generates nothing
     again = traces.build_traces(model(seed=0), tok(), data)

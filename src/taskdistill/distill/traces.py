@@ -1,7 +1,10 @@
 """Chain-of-thought traces: a teacher writes a short rationale ending in ``[[Label]]`` for each example.
 
 Traces whose final label differs from the gold label (or that have no label, or no rationale) are
-dropped and counted. Two prompting modes:
+dropped and counted. In ``explain_gold`` mode a generation without any ``[[...]]`` is kept when its
+rationale names the gold label it was asked to explain (small teachers often drop the brackets:
+SmolLM2-135M wrote them in 0 of 16 probes); the training target still ends in ``[[Label]]``
+(``cot_answer``). Two prompting modes:
 
 * ``explain_gold=True`` (default): the teacher is also told the gold label and asked to explain it.
   A 135M teacher classifies the 35-class task far too poorly for its own answers to survive the
@@ -53,7 +56,9 @@ def build_traces(
 ) -> TaskData:
     """Generate and filter traces; returns the kept examples with ``cot`` set.
 
-    ``meta["traces"]`` holds the report: n, kept, wrong_label, no_label, empty, drop_rate.
+    ``meta["traces"]`` holds the report: n, kept, wrong_label, no_label, empty, unbracketed (kept
+    without brackets, see above), drop_rate. A rationale is the text before the first ``[[``, first
+    paragraph only, whitespace collapsed.
     """
     from taskdistill.evaluate.task import cut_rationale
     from taskdistill.models.load import model_fingerprint
@@ -70,11 +75,14 @@ def build_traces(
         texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size, backend, progress)
         generations = {ex.id: g for ex, g in zip(data.examples, texts, strict=True)}
         atomic_write_text(path, "".join(json.dumps({"id": i, "generated": g}) + "\n" for i, g in generations.items()))
-    kept, counts = [], {"wrong_label": 0, "no_label": 0, "empty": 0}
+    kept, counts = [], {"wrong_label": 0, "no_label": 0, "empty": 0, "unbracketed": 0}
     for ex in data.examples:
         generated = generations[ex.id]
         label = parse_label(generated, data.labels)
-        rationale = cut_rationale(generated).strip()
+        rationale = " ".join(cut_rationale(generated).split("\n\n", 1)[0].split())
+        if label is None and explain_gold and "[[" not in generated and ex.label.lower() in rationale.lower():
+            label = ex.label
+            counts["unbracketed"] += 1
         if label is None:
             counts["no_label"] += 1
         elif label != ex.label:
