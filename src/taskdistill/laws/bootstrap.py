@@ -123,7 +123,7 @@ def _refit(sample: Points, fit: Fit, n_polish: int, reasons: dict):
         reasons["no rows drawn"] = reasons.get("no rows drawn", 0) + 1
         return None
     try:
-        return fit_points(sample, fit.form, loss=fit.loss, rho=fit.rho, n_polish=n_polish)
+        return fit_points(sample, fit.form, loss=fit.loss, rho=fit.rho, n_polish=n_polish, check=False)
     except TaskDistillError as exc:  # a degenerate resample: counted, reported, left out of the percentiles
         key = str(exc).split(";")[0]
         reasons[key] = reasons.get(key, 0) + 1

@@ -68,7 +68,7 @@ def check_identified(form, X, u, reached, bounds, metric, fisher, error=NotIdent
         lo, hi = bounds[i]
         if names[i] not in _NATURAL_BOUND and (u[i] <= lo + 1e-6 or u[i] >= hi - 1e-6):
             raise error(f"{where}: {names[i]} runs to its search bound ({u[i]:.3g}); the data do not pin it "
-                        "down (the transition lies outside the observed range)")
+                        "down: add levels along its axis (or the transition lies outside the observed range)")
     info = fisher(u)[np.ix_(active, active)]
     if info.size:
         scale = np.sqrt(np.clip(np.diag(info), 1e-300, None))

@@ -52,7 +52,7 @@ class Form:
     def q(self, u, X: Design): ...  # → (q (n,), dq/du (n, k))
     def natural(self, u, X: Design, scales, levels) -> dict: ...
     def inactive(self, u, X: Design) -> set[int]:
-        """Indices of fit coordinates left undetermined because their term vanished."""
+        """Indices of fit coordinates left undetermined because their term vanished (coefficient → 0)."""
         return set()
 
     # Variable projection: nonlinear grid φ → (basis, offset, nonneg) → u; None if not linear.
@@ -90,7 +90,7 @@ class A1(Form):
         return q, np.column_stack([-q * h, q * h * np.log(X.kappa)])
 
     def inactive(self, u, X):
-        return {1} if u[0] <= LOG_COEF[0] + 1e-6 else set()
+        return {0, 1} if u[0] <= LOG_COEF[0] + 1e-6 else set()
 
     def phi_grid(self, X):
         return [np.array([a]) for a in _ALPHA_GRID]
@@ -211,9 +211,9 @@ class C1(Form):
     def inactive(self, u, X):
         out = set()
         if u[1] <= LOG_COEF[0] + 1e-6:
-            out |= {2} | set(range(5 + X.n_sup - 1, len(u)))
+            out |= {1, 2} | set(range(5 + X.n_sup - 1, len(u)))
         if u[3] <= LOG_COEF[0] + 1e-6:
-            out |= {4} | set(range(5, 5 + X.n_sup - 1))
+            out |= {3, 4} | set(range(5, 5 + X.n_sup - 1))
         return out
 
     def phi_grid(self, X):
