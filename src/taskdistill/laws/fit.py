@@ -23,6 +23,8 @@ from taskdistill.laws.forms import FORMS, Design, Form
 from taskdistill.laws.observations import Points
 from taskdistill.laws.transforms import Q_MIN, neglog_retention, value_from_retention
 
+__all__ = ["LOSSES", "Fit", "NotIdentifiable", "fit_points", "get_form", "single_thread"]
+
 LOSSES = ("auto", "binomial", "betabinomial", "huber", "lsq")
 REF_LEVELS = {"supervision": "label", "schedule": "iterative"}
 
@@ -142,20 +144,9 @@ def _fit_points(points, form, loss, huber_delta, n_polish, rho, check=True) -> F
         notes.append(f"c1 needs D > 0: {int((~keep).sum())} point(s) right after pruning (D = 0) are left to b1")
         points = points.take(keep)
     check_data(points, form)
-    sup_levels = _levels(points.supervision, "supervision") if form.name == "c1" else tuple(sorted(set(points.supervision)))
-    sched_levels = _levels(points.schedule, "schedule") if form.name == "c1" else tuple(sorted(set(points.schedule)))
+    X, scales, levels = _design(points, form)
     k, n, chance, ref = points.correct, points.n, points.chance, points.reference
     q_obs = points.q
-    q0 = None
-    if form.name == "b1" and np.any(points.dataset_size == 0):
-        at0 = points.dataset_size == 0
-        q0 = float((k[at0].sum() / n[at0].sum() - chance[at0].mean()) / (ref[at0].mean() - chance[at0].mean()))
-    D_pos = points.dataset_size[points.dataset_size > 0]
-    scales = (float(np.exp(np.mean(np.log(points.kappa)))), float(np.exp(np.mean(np.log(D_pos)))) if D_pos.size else 1.0)
-    X = Design(points.kappa / scales[0], points.dataset_size / scales[1],
-               np.array([sup_levels.index(s) for s in points.supervision]) if form.name == "c1" else np.zeros(len(points), int),
-               np.array([sched_levels.index(s) for s in points.schedule]) if form.name == "c1" else np.zeros(len(points), int),
-               len(sup_levels) if form.name == "c1" else 1, len(sched_levels) if form.name == "c1" else 1, q0)
     n_params = form.n_params(X)
     if len(points) < min_points(n_params):
         raise TaskDistillError(
@@ -193,9 +184,29 @@ def _fit_points(points, form, loss, huber_delta, n_polish, rho, check=True) -> F
     logl = _log_likelihood(loss, best.fun, len(points))
     k_aic = n_params + (1 if loss == "betabinomial" else 0)
     aicc = None if logl is None else _aicc(logl, k_aic, len(points))
-    return Fit(form, points.metric, loss, best.x, form.natural(best.x, X, scales, (sup_levels, sched_levels)),
-               scales, (sup_levels, sched_levels), q0, float(best.fun), len(points), n_params, len(reached),
+    return Fit(form, points.metric, loss, best.x, form.natural(best.x, X, scales, levels),
+               scales, levels, X.q0, float(best.fun), len(points), n_params, len(reached),
                len(results), converged, rho, logl, aicc, notes)
+
+
+def _design(points: Points, form: Form):
+    """Normalised inputs (κ, D over their geometric means), level indices (c1) and b1's anchor q0."""
+    joint = form.name == "c1"
+    sup = _levels(points.supervision, "supervision") if joint else tuple(sorted(set(points.supervision)))
+    sched = _levels(points.schedule, "schedule") if joint else tuple(sorted(set(points.schedule)))
+    q0 = None
+    at0 = points.dataset_size == 0
+    if form.name == "b1" and at0.any():  # pooled retention of the runs right after pruning
+        c, r = points.chance[at0].mean(), points.reference[at0].mean()
+        q0 = float((points.correct[at0].sum() / points.n[at0].sum() - c) / (r - c))
+    d_pos = points.dataset_size[~at0]
+    scales = (float(np.exp(np.mean(np.log(points.kappa)))), float(np.exp(np.mean(np.log(d_pos)))) if d_pos.size else 1.0)
+    zeros = np.zeros(len(points), int)
+    X = Design(points.kappa / scales[0], points.dataset_size / scales[1],
+               np.array([sup.index(s) for s in points.supervision]) if joint else zeros,
+               np.array([sched.index(s) for s in points.schedule]) if joint else zeros,
+               len(sup) if joint else 1, len(sched) if joint else 1, q0)
+    return X, scales, (sup, sched)
 
 
 def _objective(form, X, loss, k, n, chance, ref, y, delta, rho):
