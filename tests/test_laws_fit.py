@@ -147,3 +147,19 @@ def test_study_folder_without_a_store_module_is_a_clear_error(tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "taskdistill.study.store", None)  # makes the import fail
     with pytest.raises(TaskDistillError, match="export the study with `taskdistill study export`"):
         load_rows(tmp_path)
+
+
+def test_study_folder_is_read_through_the_store(tmp_path):
+    from test_report import make_store  # builds a store through the study stage's own write API
+
+    rows = rows_from_law("a1", {"a": 0.05, "alpha": 1.5}, metric="gk_aggregate", kappas=KAPPAS, n=500, rng=0,
+                         reference=0.6)
+    rows.append({**rows[0], "supervision": None, "method": None, "schedule": None, "keep_fraction": 1.0,
+                 "dataset_size": 0, "seed": None, "correct": 300.0, "value": 0.6, "params": 135e6})
+    make_store(tmp_path, rows)
+    loaded = load_rows(tmp_path)
+    assert len(loaded) == len(KAPPAS)  # the teacher row is the reference, not a student
+    assert all(r["reference"] == pytest.approx(0.6) for r in loaded)
+    fit = fit_points(points(loaded, "gk_aggregate"), "a1")
+    direct = fit_points(points(validate_rows(rows), "gk_aggregate"), "a1")  # the same rows, no store
+    assert fit.params == pytest.approx(direct.params, rel=1e-6)  # row order differs: optimiser tolerance

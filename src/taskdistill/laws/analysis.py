@@ -21,7 +21,7 @@ from taskdistill.laws.forms import FORMS
 from taskdistill.laws.observations import metrics_of, points
 from taskdistill.laws.validate import leave_one_level_out, mild_to_severe
 
-IN_DOMAIN_METRICS = ("macro_f1", "accuracy")
+IN_DOMAIN_METRICS = ("task_macro_f1", "macro_f1", "task_accuracy", "accuracy")  # the study names them task_*
 DEFAULT_FAMILIES = ("a1", "c1")
 _SLICE_KEYS = {"a1": ("supervision", "method", "schedule", "dataset_size"),
                "a2": ("supervision", "method", "schedule", "dataset_size"),
@@ -150,7 +150,7 @@ def _add_gaps(boots, family, problems, by_metric, level):
         s, d = _c1_points(problems[ind][0])[0]
         at = {"dataset_size": d, "supervision": s}
     for metric, boot in boots.items():
-        if metric == ind:
+        if metric in IN_DOMAIN_METRICS:
             continue
         a, b = boots[ind], boot
         draws = b.draws(lambda f: derived.kappa50(f, **at)) - a.draws(lambda f: derived.kappa50(f, **at))

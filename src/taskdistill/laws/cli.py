@@ -179,7 +179,8 @@ def recommend_cmd(
     max_params: Optional[str] = typer.Option(None, help="Largest student, e.g. 60M."),
     max_latency_ms: Optional[float] = typer.Option(None, help="Largest latency per request (ms)."),
     confidence: float = typer.Option(0.8, help="Least P(meet every constraint) for a setting to qualify."),
-    in_domain_metric: str = typer.Option("macro_f1", help="The in-domain metric --min-macro-f1 applies to."),
+    in_domain_metric: Optional[str] = typer.Option(None, help="The in-domain metric --min-macro-f1 applies to "
+                                                              "(default: task_macro_f1, else macro_f1)."),
     gk_metric: Optional[str] = typer.Option(None, help="General-knowledge metric (default: the aggregate)."),
     bootstrap: int = typer.Option(100, help="Bootstrap replicates behind intervals and P(meet)."),
     seed: int = typer.Option(0, help="Bootstrap seed."),

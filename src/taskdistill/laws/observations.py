@@ -23,7 +23,7 @@ KEYS = (
 )
 _NUMERIC = ("keep_fraction", "dataset_size", "seed", "correct", "n", "value", "chance", "reference",
             "params", "latency_ms")
-_OPTIONAL = ("correct", "params", "latency_ms")
+_OPTIONAL = ("correct", "params", "latency_ms", "seed")
 # Identifies one run (one trained student) across metrics: the bootstrap resamples these.
 RUN_KEYS = ("supervision", "method", "schedule", "keep_fraction", "dataset_size", "seed")
 
@@ -58,11 +58,22 @@ def load_rows(source: str | Path, study: str | None = None) -> list[dict]:
 
 def _rows_from_store(path: Path, study: str | None) -> list[dict]:
     try:
-        from taskdistill.study.store import Store
+        from taskdistill.study.run import open_store
     except ImportError:
-        raise TaskDistillError("this installation has no study store yet; export the study with "
+        raise TaskDistillError("this installation has no study store; export the study with "
                                "`taskdistill study export` and pass the CSV/JSON file instead") from None
-    return validate_rows(Store(path).observations(study or path.name), origin=str(path))
+    store = open_store(path)
+    try:
+        rows = store.observations(study)
+    finally:
+        store.close()
+    return validate_rows(rows, origin=str(path))
+
+
+def is_teacher(row: dict) -> bool:
+    """The store's teacher rows (κ = 1, no supervision or method): the reference, not a student."""
+    empty = (None, "", "None")
+    return row.get("supervision") in empty and row.get("method") in empty and float(row["keep_fraction"]) == 1.0
 
 
 def _number(value, key: str, i: int, origin: str):
@@ -77,11 +88,14 @@ def _number(value, key: str, i: int, origin: str):
 
 
 def validate_rows(rows: list[dict], origin: str = "observations") -> list[dict]:
-    """Check every row against the contract; return normalised copies (numbers as floats)."""
-    if not rows:
-        raise TaskDistillError(f"{origin}: no observation rows; run the study first (taskdistill study run)")
+    """Check every student row against the contract; return normalised copies (numbers as floats).
+
+    Teacher rows are dropped: every student row already carries the teacher's value as ``reference``.
+    """
     out = []
     for i, row in enumerate(rows):
+        if "keep_fraction" in row and row["keep_fraction"] not in (None, "") and is_teacher(row):
+            continue
         missing = [k for k in KEYS if k not in row]
         if missing:
             raise TaskDistillError(f"{origin}: row {i} lacks {', '.join(missing)}; rows need the keys "
@@ -90,6 +104,8 @@ def validate_rows(rows: list[dict], origin: str = "observations") -> list[dict]:
         clean.update({k: _number(row[k], k, i, origin) for k in _NUMERIC})
         _check(clean, i, origin)
         out.append(clean)
+    if not out:
+        raise TaskDistillError(f"{origin}: no student observations; run the study first (taskdistill study run)")
     return out
 
 

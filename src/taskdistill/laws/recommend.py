@@ -113,11 +113,12 @@ def _cost_model(rows, key):
 
 
 def recommend(rows: list[dict], *, min_macro_f1: float | None = None, min_gk_retention: float | None = None,
-              max_params: float | None = None, max_latency_ms: float | None = None, in_domain: str = "macro_f1",
+              max_params: float | None = None, max_latency_ms: float | None = None, in_domain: str | None = None,
               gk_metric: str | None = None, B: int = 100, seed: int = 0, confidence: float = 0.8,
               level: float = 0.95, loss: str = "auto", top: int = 10, grid: int = 25) -> dict:
     """Ranked settings meeting every constraint (see the module docstring); raises when none does."""
     known = metrics_of(rows)
+    in_domain = in_domain or next((m for m in ("task_macro_f1", "macro_f1") if m in known), "task_macro_f1")
     quality = {}
     if min_macro_f1 is not None:
         if in_domain not in known:

@@ -65,7 +65,7 @@ def rows_from_law(form: str, p: dict, *, metric: str, kappas, dataset_sizes=(0,)
 # A demo study: in-domain macro-F1 degrades late, general knowledge collapses early; CoT supervision
 # is worth 3× the label-only data in-domain and recovers general knowledge (larger multiplier there).
 DEMO_LAWS = {
-    "macro_f1": ({"E": 0.02, "a": 0.004, "alpha": 2.2, "b": 3.0, "beta": 0.45, "m[cot]": 3.0}, 1 / 13, 0.92),
+    "task_macro_f1": ({"E": 0.02, "a": 0.004, "alpha": 2.2, "b": 3.0, "beta": 0.45, "m[cot]": 3.0}, 1 / 13, 0.92),
     "gk_aggregate": ({"E": 0.03, "a": 0.12, "alpha": 2.0, "b": 1.5, "beta": 0.35, "m[cot]": 8.0}, 0.25, 0.55),
 }
 
@@ -78,5 +78,5 @@ def demo_rows(seed: int = 0, *, kappas=(0.9, 0.79, 0.68, 0.58, 0.47, 0.37, 0.26,
     for metric, (p, chance, ref) in DEMO_LAWS.items():
         rows += rows_from_law("c1", p, metric=metric, kappas=kappas, dataset_sizes=dataset_sizes,
                               supervisions=supervisions, seeds=seeds, n=n, chance=chance, reference=ref,
-                              rng=rng, count=metric != "macro_f1")
+                              rng=rng, count=metric != "task_macro_f1")
     return rows
