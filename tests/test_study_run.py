@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -31,16 +27,32 @@ def tiny_teacher(folder: Path) -> Path:
     return save_model(tiny_model("llama", seed=0), tiny_tokenizer(), folder / "teacher")
 
 
+FACTS = [("What is the capital of France?", ["Paris", "Rome", "Madrid", "Berlin"], 0),
+         ("At sea level water boils at how many degrees Celsius?", ["50", "100", "150", "200"], 1),
+         ("Which planet is closest to the sun?", ["Venus", "Earth", "Mercury", "Mars"], 2),
+         ("How many legs does a spider have?", ["six", "four", "ten", "eight"], 3),
+         ("Which gas do plants take in for photosynthesis?", ["carbon dioxide", "helium", "neon", "argon"], 0),
+         ("What is two plus two?", ["three", "four", "five", "six"], 1),
+         ("Which ocean is the largest?", ["Atlantic", "Indian", "Pacific", "Arctic"], 2),
+         ("What colour is a clear daytime sky?", ["green", "red", "yellow", "blue"], 3)]
+
+
+def tiny_benchmark(folder: Path) -> Path:
+    path = folder / "facts.jsonl"
+    path.write_text("".join(json.dumps({"question": q, "choices": c, "answer": a}) + "\n" for q, c, a in FACTS))
+    return path
+
+
 def tiny_spec(teacher: Path, **extra) -> dict:
     spec = {
         "name": "tiny",
         "teacher": str(teacher),
-        "task": {"source": "synthetic:n=140,seed=0", "test_size": 40, "calibration_size": 8},
-        "knowledge": {"benchmarks": ["probe"], "limit": 8},
+        "task": {"source": "synthetic:n=140,seed=0,granularity=coarse", "test_size": 40, "calibration_size": 8},
+        "knowledge": {"benchmarks": [f"jsonl:{tiny_benchmark(teacher.parent)}"], "limit": 8},
         "axes": {"dataset_sizes": [12, 24], "keep_fractions": [0.7, 0.45], "supervision": ["label"],
                  "method": ["logit"], "seeds": [0]},
         "prune": {"axes": "width"},
-        "training": {"max_steps": 2, "batch_size": 4, "max_length": 256, "lr": 0.001},
+        "training": {"max_steps": 2, "batch_size": 4, "max_length": 448, "lr": 0.001},
         "evaluation": {"test_limit": 16, "batch_size": 8, "cost": False},
         "report": False,
     }
@@ -89,16 +101,16 @@ def test_uninterrupted_run(reference):
     obs = store.observations()
     runs = store.runs()
     store.close()
-    # 4 students + the teacher, each with accuracy, macro-F1, the probe and the aggregate
+    # 4 students + the teacher, each with accuracy, macro-F1, the facts benchmark and the aggregate
     assert len(runs) == 5 and len(obs) == 5 * 4
-    assert {r["metric"] for r in obs} == {"task_accuracy", "task_macro_f1", "gk_probe", "gk_aggregate"}
+    assert {r["metric"] for r in obs} == {"task_accuracy", "task_macro_f1", "gk_facts", "gk_aggregate"}
     for r in obs:
         assert r["n"] == (16 if r["metric"].startswith("task_") else 8)
         if r["correct"] is not None:
             assert r["value"] == pytest.approx(r["correct"] / r["n"])
         assert r["reference"] is not None
     # GK after every prune → recover step: each iterative student has its own probe result
-    probe = [r for r in obs if r["metric"] == "gk_probe" and r["keep_fraction"] < 1]
+    probe = [r for r in obs if r["metric"] == "gk_facts" and r["keep_fraction"] < 1]
     assert sorted((r["dataset_size"], r["keep_fraction"]) for r in probe) == [(12, 0.45), (12, 0.7), (24, 0.45),
                                                                               (24, 0.7)]
     student = next(r for r in runs if r["keep_fraction"] == 0.45 and r["dataset_size"] == 24)
@@ -108,52 +120,6 @@ def test_uninterrupted_run(reference):
     # running it again does nothing: every step is cached
     again = run_study(parse_spec(spec), folder)
     assert again == summary and all(r["attempts"] == 1 for r in step_rows(folder).values())
-
-
-def _cli(args, env, **kw):
-    return subprocess.Popen([*TASKDISTILL, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, **kw)
-
-
-def _done_count(folder: Path) -> int:
-    try:
-        return sum(1 for r in step_rows(folder).values() if r["status"] == "done")
-    except sqlite3.Error:
-        return 0
-
-
-def test_sigkill_at_random_moments_then_resume(reference, tmp_path):
-    root, spec, _, _ = reference
-    folder = tmp_path / "killed"
-    env = dict(os.environ, TASKDISTILL_HOME=str(tmp_path / "home"))  # no shared evaluation cache
-    rng = random.Random(1234)
-    total = len(step_rows(root / "ref"))
-    kills = 0
-    for attempt in range(6):
-        args = ["study", "run", str(root / "spec.yaml"), "--dir", str(folder)] if attempt == 0 else \
-            ["study", "resume", str(folder)]
-        before = {k: (r["finished"], r["attempts"]) for k, r in step_rows(folder).items() if r["status"] == "done"} \
-            if (folder / STORE_NAME).exists() else {}
-        proc = _cli(args, env)
-        target = min(total - 1, len(before) + rng.randint(1, 4))
-        while proc.poll() is None and _done_count(folder) < target:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.8))  # then a random moment inside the next step(s)
-        if proc.poll() is None and kills < 4:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-        rows = step_rows(folder)
-        for key, (finished, attempts) in before.items():  # no finished step was redone
-            assert (rows[key]["finished"], rows[key]["attempts"]) == (finished, attempts)
-        for r in rows.values():  # no step is marked done without its artifact
-            if r["status"] == "done" and r["kind"] != "teacher":
-                assert Path(r["artifact"]).is_dir()
-        if proc.returncode == 0:
-            break
-    assert kills >= 3
-    assert all(r["status"] == "done" for r in step_rows(folder).values())
-    assert metrics(folder) == metrics(root / "ref")  # identical final metrics
 
 
 def test_resume_needs_a_study_folder(tmp_path):

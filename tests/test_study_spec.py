@@ -118,9 +118,9 @@ def test_keys_are_content_hashes():
     a, b = plan(parse_spec(spec_with())), plan(parse_spec(spec_with()))
     assert list(a.steps) == list(b.steps)
     changed = plan(parse_spec(spec_with(training__lr=0.5)))
-    first_prune = lambda p: next(s.key for s in p.steps.values() if s.kind == "prune")  # noqa: E731
+    first_prune = lambda p: next(s.key for s in p.steps.values() if s.kind == "prune")
     assert first_prune(a) == first_prune(changed)  # pruning the teacher does not depend on training
-    recovers = lambda p: {k for k, s in p.steps.items() if s.kind == "recover"}  # noqa: E731
+    recovers = lambda p: {k for k, s in p.steps.items() if s.kind == "recover"}
     assert not recovers(a) & recovers(changed)
     gated = plan(parse_spec(spec_with(early_stop={"min_gk_retention": 0.3})))
     assert list(gated.steps) == list(a.steps)  # the early-stop rule orders steps, it does not change them

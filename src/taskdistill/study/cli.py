@@ -95,9 +95,9 @@ def plan_cmd(
     """Validate a spec and print its steps, what is already cached, and an estimated cost."""
     from rich.console import Console
 
-    from taskdistill.study.views import plan_tables
     from taskdistill.study.run import prepare
     from taskdistill.study.spec import load_spec
+    from taskdistill.study.views import plan_tables
 
     parsed = load_spec(spec)
     folder = dir or Path("runs") / parsed.name
@@ -116,8 +116,8 @@ def status_cmd(
     from rich.console import Console
     from rich.live import Live
 
-    from taskdistill.study.views import status_table
     from taskdistill.study.run import is_locked, open_store
+    from taskdistill.study.views import status_table
 
     store = open_store(dir)
     try:
@@ -142,8 +142,8 @@ def export_cmd(
     """Write the observation rows (one per student × metric) and the run rows as CSV, Parquet or JSON."""
     from rich.console import Console
 
-    from taskdistill.study.views import export
     from taskdistill.study.run import open_store
+    from taskdistill.study.views import export
 
     store = open_store(dir)
     try:

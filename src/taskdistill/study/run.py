@@ -120,11 +120,11 @@ def run_study(spec: StudySpec, folder: str | Path, executor: str = "local", addr
     folder = Path(folder)
     with StudyLock(folder):
         p = prepare(spec, folder)
+        if not (folder / SPEC_NAME).is_file():  # first, so a folder with a store always has its spec copy
+            atomic_write_text(folder / SPEC_NAME, dump_spec(spec))
         store = Store(folder / STORE_NAME)
         try:
             store.register(p, spec.model_dump(mode="json"), provenance())
-            if not (folder / SPEC_NAME).is_file():
-                atomic_write_text(folder / SPEC_NAME, dump_spec(spec))
             store.recover_interrupted(p.study)
             if executor == "local":
                 run_local(p, spec, store, folder, on_event)

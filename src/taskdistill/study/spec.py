@@ -10,7 +10,14 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from taskdistill.cache import content_hash
 from taskdistill.errors import TaskDistillError, did_you_mean
@@ -209,7 +216,7 @@ class StudySpec(_Strict):
     report: bool = Field(True, description="fit laws and write report.html at the end")
 
     @model_validator(mode="after")
-    def _cross(self) -> "StudySpec":
+    def _cross(self) -> StudySpec:
         for where, extra in (("training", self.training), ("correction.training", self.correction.training)):
             fixed = [k for k in extra if k in PER_RUN_FIELDS]
             if fixed:

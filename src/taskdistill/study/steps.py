@@ -202,12 +202,20 @@ def knowledge_rows(report) -> list[dict]:
     """One ``gk_<benchmark>`` row per benchmark and the pooled ``gk_aggregate`` (Σcorrect/Σn, n-weighted chance)."""
     rows = []
     for b in report.results:
-        rows.append({"metric": f"gk_{b.name}", "value": b.acc, "correct": b.correct, "n": b.n, "chance": b.chance})
+        rows.append({"metric": metric_name(b.name), "value": b.acc, "correct": b.correct, "n": b.n,
+                     "chance": b.chance})
     n = sum(r["n"] for r in rows)
     correct = sum(r["correct"] for r in rows)
     chance = sum(r["chance"] * r["n"] for r in rows) / n
     rows.append({"metric": "gk_aggregate", "value": correct / n, "correct": correct, "n": n, "chance": chance})
     return rows
+
+
+def metric_name(benchmark: str) -> str:
+    """``gk_<benchmark>``; a ``jsonl:PATH`` benchmark is named after its file stem."""
+    if benchmark.startswith("jsonl:"):
+        benchmark = Path(benchmark[len("jsonl:"):]).stem
+    return f"gk_{benchmark}"
 
 
 def _as_dict(obj) -> dict:

@@ -1,0 +1,80 @@
+"""Crash-safe resume: SIGKILL a tiny study at random moments, `study resume` it, compare with an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+from test_study_run import TASKDISTILL, metrics, step_rows, tiny_spec, tiny_teacher
+
+from taskdistill.study.run import STORE_NAME, run_study
+from taskdistill.study.spec import parse_spec
+
+
+def small_spec(teacher: Path) -> dict:
+    """One branch, an iterative chain teacher → κ=0.7 → κ=0.45: 9 steps."""
+    spec = tiny_spec(teacher)
+    spec["axes"] = dict(spec["axes"], dataset_sizes=[8])
+    spec["training"] = dict(spec["training"], max_steps=1)
+    spec["evaluation"] = dict(spec["evaluation"], test_limit=8)
+    spec["knowledge"] = dict(spec["knowledge"], limit=4)
+    return spec
+
+
+def _cli(args, env):
+    return subprocess.Popen([*TASKDISTILL, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _done(folder: Path) -> int:
+    try:
+        return sum(1 for r in step_rows(folder).values() if r["status"] == "done")
+    except sqlite3.Error:  # the store does not exist yet
+        return 0
+
+
+def test_sigkill_at_random_moments_then_resume(tmp_path, monkeypatch):
+    spec = small_spec(tiny_teacher(tmp_path))
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.setenv("TASKDISTILL_HOME", str(tmp_path / "home-ref"))
+    run_study(parse_spec(spec), tmp_path / "ref")  # the uninterrupted run
+    total = len(step_rows(tmp_path / "ref"))
+
+    folder = tmp_path / "killed"
+    env = dict(os.environ, TASKDISTILL_HOME=str(tmp_path / "home"))  # no evaluation cache shared with ref
+    rng = random.Random(7)
+    kills = 0
+    for attempt in range(8):
+        args = ["study", "resume", str(folder)] if (folder / "spec.yaml").exists() else \
+            ["study", "run", str(tmp_path / "spec.yaml"), "--dir", str(folder)]
+        before = {k: (r["finished"], r["attempts"]) for k, r in step_rows(folder).items()
+                  if r["status"] == "done"} if (folder / STORE_NAME).exists() else {}
+        proc = _cli(args, env)
+        if kills < 3:  # let 0–2 more steps finish, then kill at a random moment of the next one
+            target = min(total - 1, len(before) + rng.randint(0, 2))
+            while proc.poll() is None and _done(folder) < target:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 1.5))
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                kills += 1
+        proc.wait()
+        assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read()
+        rows = step_rows(folder)
+        for key, stamp in before.items():  # no finished step was redone
+            assert (rows[key]["finished"], rows[key]["attempts"]) == stamp
+        for r in rows.values():  # no step is marked done without its artifact
+            if r["status"] == "done" and r["kind"] != "teacher":
+                assert Path(r["artifact"]).is_dir()
+        if proc.returncode == 0:
+            break
+    assert kills == 3
+    assert all(r["status"] == "done" for r in step_rows(folder).values())
+    assert len(metrics(folder)) == 3 * 4
+    assert metrics(folder) == metrics(tmp_path / "ref")  # identical final metrics
