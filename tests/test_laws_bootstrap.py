@@ -58,12 +58,14 @@ def test_parametric_interval_contains_truth_on_a_clean_case():
 
 @pytest.mark.slow
 def test_interval_coverage_over_simulated_datasets():
-    """≥ 200 datasets, binomial noise, 5–30 points: 95 % intervals cover the truth 90–97 % of the time."""
+    """300 datasets, binomial noise, 5–30 points: 95 % intervals cover the truth 90–97 % of the time.
+
+    About 110 s of CPU (3.5 ms per bootstrap refit); more wall time when the machine is shared."""
     rng = np.random.default_rng(2026)
     true_k50 = (A1["a"] / LN2) ** (1 / A1["alpha"])
     hits = {"a": 0, "alpha": 0, "kappa50": 0}
-    start, done = time.perf_counter(), 0
-    for i in range(200):
+    start, cpu, done = time.perf_counter(), time.process_time(), 0
+    for i in range(300):
         size = int(rng.integers(5, 31))
         rows = validate_rows(rows_from_law("a1", A1, metric="m", kappas=np.geomspace(0.15, 0.95, size),
                                            n=int(rng.integers(200, 1001)), rng=rng))
@@ -76,6 +78,7 @@ def test_interval_coverage_over_simulated_datasets():
         hits["kappa50"] += lo <= true_k50 <= hi
         done += 1
     coverage = {k: v / done for k, v in hits.items()}
-    print(f"coverage over {done} datasets: {coverage}; {time.perf_counter() - start:.0f} s")
+    print(f"coverage over {done} datasets: {coverage}; {time.perf_counter() - start:.0f} s wall, "
+          f"{time.process_time() - cpu:.0f} s CPU")
     for name, c in coverage.items():
         assert 0.90 <= c <= 0.97, (name, coverage)
