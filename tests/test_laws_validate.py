@@ -106,3 +106,11 @@ def test_fit_study_reports_gap_intervals_and_skips():
     assert k50["lo"] < k50["value"] < k50["hi"] and not k50["extrapolated"]
     with pytest.raises(TaskDistillError, match="unknown metric"):
         fit_study(validate_rows(rows), metrics=["mmlu_pro"])
+
+
+def test_fit_study_without_bootstrap_gives_point_answers():
+    rows = validate_rows(rows_from_law("a1", {"a": 0.05, "alpha": 1.7}, metric="gk_mmlu", kappas=KAPPAS, rng=0))
+    g = fit_study(rows, families=("a1",), B=0, validate=False)["groups"][0]
+    k50 = g["derived"]["kappa50"]
+    assert k50["value"] == pytest.approx(derived.kappa50(fit_points(points(rows, "gk_mmlu"), "a1")))
+    assert math.isnan(k50["lo"]) and g["bootstrap"]["replicates"] == 0

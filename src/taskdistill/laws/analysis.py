@@ -15,7 +15,7 @@ import numpy as np
 
 from taskdistill.errors import TaskDistillError, did_you_mean
 from taskdistill.laws import derived
-from taskdistill.laws.bootstrap import bootstrap_joint
+from taskdistill.laws.bootstrap import Bootstrap, bootstrap_joint
 from taskdistill.laws.fit import fit_points, get_form
 from taskdistill.laws.forms import FORMS
 from taskdistill.laws.observations import metrics_of, points
@@ -89,9 +89,12 @@ def _fit_slice(family, where, slice_rows, metrics, loss, B, seed, level, validat
             entry["validation"] = {"leave_one_level_out": leave_one_level_out(pts, form, loss=fit.loss),
                                    "mild_to_severe": mild_to_severe(pts, form, loss=fit.loss)}
         out.append(entry)
-    if not problems or B <= 0:
+    if not problems:
         return out
-    boots = bootstrap_joint(problems, B=B, seed=seed)
+    if B > 0:
+        boots = bootstrap_joint(problems, B=B, seed=seed)
+    else:  # point estimates only
+        boots = {m: Bootstrap(fit, [], "none") for m, (_, fit) in problems.items()}
     by_metric = {e["metric"]: e for e in out if e["status"] == "ok"}
     for metric, boot in boots.items():
         e = by_metric[metric]

@@ -59,6 +59,9 @@ class Bootstrap:
 def percentile_interval(draws, level: float = 0.95):
     """(lo, hi) percentiles of draws along axis 0, ignoring failed (NaN) replicates."""
     draws = np.asarray(draws, dtype=np.float64)
+    if draws.shape[0] == 0:  # no replicates (--bootstrap 0): no interval
+        nan = np.full(draws.shape[1:], np.nan)
+        return (float(nan), float(nan)) if nan.ndim == 0 else (nan, nan.copy())
     tail = 50 * (1 - level)
     with np.errstate(invalid="ignore"):
         lo, hi = np.nanpercentile(draws, [tail, 100 - tail], axis=0)
