@@ -45,12 +45,12 @@ def evaluate_knowledge(
     names = list(benchmarks) if benchmarks else tasks.default_benchmarks()
     if limit is not None and limit < 1:
         raise TaskDistillError(f"limit must be a positive number of items, got {limit}")
-    resolved = [tasks.resolve(name) for name in names]  # fail on a bad name or file before any work
+    resolved = [tasks.resolve(name) for name in names]
+    plans = [_plan(item, limit, seed) for item in resolved]  # bad names, files, rows, limits fail before any work
     fingerprint = model_fingerprint(model)
     lm = None
     results = []
-    for item in resolved:
-        plan = _plan(item, limit, seed)
+    for item, plan in zip(resolved, plans, strict=True):
         key = cache.content_hash({"v": CACHE_VERSION, "model": fingerprint, "lm_eval": version("lm_eval"), **plan.key})
         path = settings.cache_dir("knowledge") / f"{key}.json"
         if use_cache and path.is_file():
