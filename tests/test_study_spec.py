@@ -134,3 +134,21 @@ def test_every_shipped_preset_validates_and_plans(preset):
     assert p.steps and p.runs
     for kappa in spec.axes.keep_fractions:
         assert 0 < kappa < 1
+
+
+def test_study_plan_validates_the_paper_preset(tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from taskdistill.cli import main; main()", "study", "plan",
+                           str(REPO / "configs" / "paper.yaml"), "--dir", str(tmp_path / "paper")],
+                          capture_output=True, text=True, check=False, env=dict(os.environ, COLUMNS="200"))
+    assert proc.returncode == 0, proc.stderr
+    # 4 sizes × 3 formats × 2 methods × 3 seeds = 72 branches × 4 κ = 288 students; the teacher → 79 %
+    # pruning is shared: 1 + 72 × 3 prunes; + data, teacher, traces and the teacher's evaluation
+    assert "797 steps for 288 student runs" in proc.stdout
+    for kind, n in (("prune", 217), ("recover", 288), ("evaluate", 289), ("traces", 1)):
+        assert re.search(rf"│ {kind}\s+│\s+{n} │\s+0 │", proc.stdout), kind  # n steps, none cached
+    assert not (tmp_path / "paper").exists()  # planning writes nothing

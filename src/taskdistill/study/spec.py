@@ -184,6 +184,7 @@ class EvaluationSpec(_Strict):
     batch_size: int = Field(8, ge=1)
     cost: bool = True
     cost_repeats: int = Field(2, ge=1)
+    cost_batch_sizes: list[int] = Field(default_factory=lambda: [1, 8], description="batch sizes timed by cost")
 
     @field_validator("mode")
     @classmethod

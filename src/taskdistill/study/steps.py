@@ -75,16 +75,21 @@ def data_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict, li
 
 
 def teacher_step(inputs: dict, deps: list[dict], out: Path) -> tuple[None, dict, list]:
+    from transformers import AutoConfig
+
     from taskdistill.cache import folder_hash
-    from taskdistill.models.load import load_model, resolve
+    from taskdistill.models.load import resolve
     from taskdistill.prune.params import count_parameters
 
-    path, _ = resolve(inputs["ref"])
-    model, _tok = load_model(inputs["ref"])
-    total, non_embedding = count_parameters(model)
+    path, kwargs = resolve(inputs["ref"])
+    try:
+        config = AutoConfig.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise TaskDistillError(f"could not read the config of teacher {inputs['ref']!r}: {exc}") from None
+    total, non_embedding = count_parameters(config)  # analytic, from the config
     fingerprint = folder_hash(path) if Path(path).is_dir() else path
     return None, {"ref": inputs["ref"], "path": str(path), "fingerprint": fingerprint, "reference_params": total,
-                  "reference_non_embedding": non_embedding, "model_type": model.config.model_type}, []
+                  "reference_non_embedding": non_embedding, "model_type": config.model_type}, []
 
 
 def model_path(dep: dict) -> str:
@@ -93,14 +98,15 @@ def model_path(dep: dict) -> str:
 
 
 def correct_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict, list]:
+    from taskdistill.distill.config import make_config
     from taskdistill.distill.correct import correct_teacher
     from taskdistill.models.load import load_model, save_model
 
     teacher, data = deps
     model, tok = load_model(model_path(teacher))
-    size = inputs["training"]["dataset_size"]
-    train = _largest_train(data, size)
-    corrected, report = correct_teacher(model, tok, train, **inputs["training"])
+    config = make_config(**inputs["training"])
+    train = _largest_train(data, config.dataset_size)
+    corrected, report = correct_teacher(model, tok, train, config.model_copy(update={"dataset_size": None}))
     save_model(corrected, tok, out)
     return out, {"train": _as_dict(report), "reference_params": teacher["result"]["reference_params"],
                  "reference_non_embedding": teacher["result"]["reference_non_embedding"]}, []
@@ -121,11 +127,13 @@ def traces_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict, 
     root, data = deps
     model, tok = load_model(model_path(root))
     train = load_task(Path(data["artifact"]) / f"train-{inputs['dataset_size']}.json")
-    traced, report = build_traces(model, tok, train, max_new_tokens=inputs["max_new_tokens"],
-                                  batch_size=inputs["batch_size"])
+    traced = build_traces(model, tok, train, max_new_tokens=inputs["max_new_tokens"], batch_size=inputs["batch_size"])
+    if len(traced) == 0:
+        raise TaskDistillError(f"the teacher produced no usable CoT trace for {len(train)} examples; raise "
+                               "traces.max_new_tokens or drop the CoT supervision formats")
     with atomic_dir(out) as tmp:
         save_task(tmp / "traces.json", traced)
-    return out, {"traces": len(traced), "report": _as_dict(report)}, []
+    return out, {"traces": len(traced), "report": _as_dict(traced.meta.get("traces"))}, []
 
 
 def prune_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict, list]:
@@ -155,12 +163,14 @@ def recover_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict,
     torch.manual_seed(config.seed)
     student, tok = load_model(pruned["artifact"])
     train = load_task(Path(data["artifact"]) / f"train-{config.dataset_size}.json")
-    if config.uses_traces:
+    if config.uses_traces:  # the traced examples of this subset (the trace filter may have dropped some)
         traced = load_task(Path(deps[3]["artifact"]) / "traces.json")
         wanted = {e.id for e in train.examples}
         train = traced.subset([e for e in traced.examples if e.id in wanted])
     teacher = load_model(model_path(root))[0] if config.uses_teacher else None
-    student, report = distill(student, tok, train, config, teacher=teacher)
+    # the subset is already the run's dataset_size examples
+    student, report = distill(student, tok, train, config.model_copy(update={"dataset_size": None}),
+                              teacher=teacher, progress=False)
     save_model(student, tok, out)
     return out, {"train": _as_dict(report), "reference_params": pruned["result"]["reference_params"],
                  "reference_non_embedding": pruned["result"]["reference_non_embedding"]}, []
@@ -191,7 +201,8 @@ def evaluate_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict
     if ev["cost"]:
         from taskdistill.evaluate.cost import measure_cost
 
-        cost = measure_cost(model, tok, repeats=ev["cost_repeats"]).to_dict()
+        cost = measure_cost(model, tok, batch_sizes=tuple(ev["cost_batch_sizes"]),
+                            repeats=ev["cost_repeats"]).to_dict()
         result.update(cost=cost, latency_ms=cost["latency_ms_batch1"])
     with atomic_dir(out) as tmp:
         atomic_write_text(tmp / "metrics.json", json.dumps({"metrics": rows, "result": result}, default=str))
