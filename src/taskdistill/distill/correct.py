@@ -30,7 +30,10 @@ def correct_teacher(
     use_cache: bool = True,
     progress: bool | None = None,
 ):
-    """Return ``(corrected teacher, report)``; a second call with the same inputs loads the cached one."""
+    """Return ``(corrected teacher, report)``; a second call with the same inputs loads the cached one.
+
+    A ``logit`` correction trains ``teacher`` in place (pass a copy to keep the original).
+    """
     from taskdistill.distill.train import distill
     from taskdistill.models.load import load_model, model_fingerprint
 

@@ -249,7 +249,7 @@ def distill(
     try:
         for step in range(start_step, steps):
             agg = {k: 0.0 for k in (*TERMS, "loss")}
-            step_tokens = 0
+            step_tokens = step_positions = 0
             for m in range(step * config.grad_accum, (step + 1) * config.grad_accum):
                 batch = micro_batch(m)
                 batch.input_ids, batch.attention_mask = batch.input_ids.to(device), batch.attention_mask.to(device)
@@ -260,6 +260,7 @@ def distill(
                 for k in agg:
                     agg[k] += float(terms[k].detach()) / config.grad_accum
                 step_tokens += batch.n_tokens
+                step_positions += int(batch.targets.numel())
             params = [p for p in model.parameters() if p.requires_grad]
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
             ok = math.isfinite(agg["loss"]) and math.isfinite(grad_norm)
@@ -279,7 +280,7 @@ def distill(
             run_tokens += step_tokens
             elapsed = time.perf_counter() - t0
             record = {"step": step + 1, **{k: round(v, 6) for k, v in agg.items()}, "lr": lr,
-                      "grad_norm": grad_norm, "skipped": not ok, "tokens": tokens,
+                      "grad_norm": grad_norm, "skipped": not ok, "tokens": tokens, "positions": step_positions,
                       "tokens_per_s": round(run_tokens / max(elapsed, 1e-9), 1)}
             history.append(record)
             if metrics_fh is not None:
