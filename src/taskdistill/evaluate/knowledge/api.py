@@ -72,6 +72,12 @@ def evaluate_knowledge(
     return KnowledgeReport(with_reference(results, reference), settings_used)
 
 
+def check_benchmarks(names: list[str], limit: int | None = 300, seed: int = 0) -> None:
+    """Raise ``TaskDistillError`` for an unknown name, a missing file, a malformed row or a too-large limit."""
+    for name in names:
+        _plan(tasks.resolve(name), limit, seed)
+
+
 class _Plan:
     def __init__(self, item: tasks.Resolved, key: dict, run):
         self.item, self.key, self.run = item, key, run
