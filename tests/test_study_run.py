@@ -202,3 +202,42 @@ def test_export_formats(reference, tmp_path):
         assert len(frame) == len(rows) and list(frame.columns) == list(rows[0])
         assert sorted(frame["value"]) == pytest.approx(sorted(r["value"] for r in rows))
     store.close()
+
+
+def test_correction_cot_lora_with_data_rationales(tmp_path, monkeypatch):
+    """Teacher correction, CoT traces taken from the data's cot column, a LoRA student, one-shot = iterative."""
+    from taskdistill.data.files import write_jsonl
+    from taskdistill.data.load import load_task_data
+    from taskdistill.data.schema import Example
+
+    monkeypatch.setenv("TASKDISTILL_HOME", str(tmp_path / "home"))
+    data = load_task_data("synthetic:n=80,seed=1,granularity=coarse")
+    data = data.subset([Example(e.text, e.label, e.id, f"The headline reports {e.label.lower()} news.")
+                        for e in data.examples])
+    write_jsonl(tmp_path / "headlines.jsonl", data)
+    spec = tiny_spec(tiny_teacher(tmp_path), task={"source": str(tmp_path / "headlines.jsonl"), "test_size": 26,
+                                                   "calibration_size": 8})
+    spec["axes"] = {"dataset_sizes": [8], "keep_fractions": [0.6], "schedules": ["iterative", "oneshot"],
+                    "supervision": ["cot"], "method": ["lora"], "seeds": [3]}
+    spec["correction"] = {"enabled": True, "dataset_size": 8, "training": {"max_steps": 1, "batch_size": 4,
+                                                                          "max_length": 448}}
+    spec["training"] = dict(spec["training"], lora_rank=2, max_steps=1)
+    spec["evaluation"] = dict(spec["evaluation"], test_limit=8)
+    summary = run_study(parse_spec(spec), tmp_path / "s")
+    rows = step_rows(tmp_path / "s")
+    assert summary == {"done": 8} and sorted(r["kind"] for r in rows.values()) == sorted(
+        ["data", "teacher", "correct", "evaluate", "traces", "prune", "recover", "evaluate"])
+    by_kind = {r["kind"]: r for r in rows.values()}
+    assert json.loads(by_kind["traces"]["result"]) == {"traces": 8, "source": "data"}
+    assert json.loads(by_kind["prune"]["deps"])[0] == by_kind["correct"]["key"]  # the corrected teacher is pruned
+    store = Store(tmp_path / "s" / STORE_NAME)
+    runs = store.runs()
+    assert len(runs) == 3 and {r["schedule"] for r in runs} == {None, "iterative", "oneshot"}
+    students = [r for r in runs if not r["is_teacher"]]
+    assert students[0]["eval_key"] == students[1]["eval_key"]  # one student serves both schedules
+    assert students[0]["train"]["steps"] == 1
+    store.close()
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(by_kind["recover"]["artifact"])  # a plain HF folder
+    assert not any("lora" in name for name, _ in merged.named_parameters())

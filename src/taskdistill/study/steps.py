@@ -125,15 +125,19 @@ def traces_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict, 
     from taskdistill.models.load import load_model
 
     root, data = deps
-    model, tok = load_model(model_path(root))
     train = load_task(Path(data["artifact"]) / f"train-{inputs['dataset_size']}.json")
+    if all(e.cot for e in train.examples):  # the data brings its own rationales (a cot column): use them
+        with atomic_dir(out) as tmp:
+            save_task(tmp / "traces.json", train)
+        return out, {"traces": len(train), "source": "data"}, []
+    model, tok = load_model(model_path(root))
     traced = build_traces(model, tok, train, max_new_tokens=inputs["max_new_tokens"], batch_size=inputs["batch_size"])
     if len(traced) == 0:
         raise TaskDistillError(f"the teacher produced no usable CoT trace for {len(train)} examples; raise "
                                "traces.max_new_tokens or drop the CoT supervision formats")
     with atomic_dir(out) as tmp:
         save_task(tmp / "traces.json", traced)
-    return out, {"traces": len(traced), "report": _as_dict(traced.meta.get("traces"))}, []
+    return out, {"traces": len(traced), "source": "teacher", "report": _as_dict(traced.meta.get("traces"))}, []
 
 
 def prune_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict, list]:
