@@ -145,17 +145,14 @@ def recommend(rows: list[dict], *, min_macro_f1: float | None = None, min_gk_ret
     table, ens = [], []
     for model in models:
         cands = _candidates(model, kappas)
-        meet, preds = None, {}
+        meet, valid, preds = True, True, {}
         for m, (kind, bound) in quality.items():
             point, draws = _draws(model, m, cands, kind == "retention")
-            ok = draws >= bound
-            ok[np.isnan(draws)] = False
-            valid = ~np.isnan(draws).any(axis=1)
-            meet = ok if meet is None else meet & ok
-            meet_valid = valid if m == metrics[0] else meet_valid & valid
+            meet = meet & (draws >= bound)  # NaN (a failed replicate) compares False
+            valid = valid & ~np.isnan(draws).any(axis=1)  # replicates every metric could be fitted in
             lo, hi = np.nanpercentile(draws, [50 * (1 - level), 100 - 50 * (1 - level)], axis=0)
             preds[m] = (point, lo, hi, draws)
-        p_meet = meet[meet_valid].mean(axis=0) if meet_valid.any() else np.zeros(len(cands))
+        p_meet = meet[valid].mean(axis=0) if np.any(valid) else np.zeros(len(cands))
         for j, c in enumerate(cands):
             entry = {**c, "family": model.family, "p_meet": float(p_meet[j]), "predicted": {
                 m: {"kind": quality[m][0], "value": float(v[0][j]), "lo": float(v[1][j]), "hi": float(v[2][j])}
