@@ -47,20 +47,40 @@ class Form:
     summary: str
     min_levels: dict = field(default_factory=dict)
 
-    def names(self, X: Design) -> list[str]: ...
-    def bounds(self, X: Design) -> list[tuple[float, float]]: ...
-    def q(self, u, X: Design): ...  # → (q (n,), dq/du (n, k))
-    def natural(self, u, X: Design, scales, levels) -> dict: ...
+    # Every family implements names, bounds, q and natural; linear-in-coefficient families also
+    # phi_grid / basis / assemble (variable projection), the others grid.
+    def names(self, X: Design) -> list[str]:
+        """Names of the fit coordinates u."""
+        raise NotImplementedError
+
+    def bounds(self, X: Design) -> list[tuple[float, float]]:
+        """L-BFGS-B search bounds of u."""
+        raise NotImplementedError
+
+    def q(self, u, X: Design):
+        """Retention q (n,) at the design rows and its Jacobian dq/du (n, k)."""
+        raise NotImplementedError
+
+    def natural(self, u, X: Design, scales, levels) -> dict:
+        """The paper's parameters, in the data's units."""
+        raise NotImplementedError
+
     def inactive(self, u, X: Design) -> set[int]:
         """Indices of fit coordinates left undetermined because their term vanished (coefficient → 0)."""
         return set()
 
-    # Variable projection: nonlinear grid φ → (basis, offset, nonneg) → u; None if not linear.
     def phi_grid(self, X: Design) -> list[np.ndarray] | None:
+        """Grid of the nonlinear parameters φ for variable projection; None if the form has no linear part."""
         return None
 
-    def basis(self, phi, X: Design): ...
-    def assemble(self, phi, coef, X: Design) -> np.ndarray: ...
+    def basis(self, phi, X: Design):
+        """(basis (n, m), offset, nonneg): the transformed value is basis @ coef + offset for fixed φ."""
+        raise NotImplementedError
+
+    def assemble(self, phi, coef, X: Design) -> np.ndarray:
+        """Fit coordinates u from φ and the linear coefficients."""
+        raise NotImplementedError
+
     def grid(self, X: Design) -> list[np.ndarray]:
         """Starts for forms without a linear part."""
         raise NotImplementedError
