@@ -64,8 +64,8 @@ def fit_study(rows: list[dict], metrics=None, families=DEFAULT_FAMILIES, *, loss
     _add_delta_aicc(groups)
     fitted = [g for g in groups if g["status"] == "ok"]
     if not fitted:
-        reasons = sorted({g["reason"].split(";")[0] for g in groups})
-        raise TaskDistillError(f"no law could be fitted to {', '.join(metrics)}: {' | '.join(reasons[:3])}")
+        more = f" (and {len(groups) - 1} more slices refused)" if len(groups) > 1 else ""
+        raise TaskDistillError(f"no law could be fitted to {', '.join(metrics)}: {groups[0]['reason']}{more}")
     return {"metrics": metrics, "families": list(families), "loss": loss, "bootstrap": B, "level": level,
             "groups": groups}
 

@@ -50,7 +50,7 @@ def knowledge_metric(metrics, in_domain: str) -> str:
 
 
 def _models(rows, metrics, B, seed, loss) -> tuple[list, list]:
-    models, notes = [], []
+    models, notes, reasons = [], [], []
     for (method_kv,), mrows in sorted(slices(rows, "c1").items(), key=str):
         try:
             pts = {m: points(mrows, m) for m in metrics}
@@ -59,6 +59,7 @@ def _models(rows, metrics, B, seed, loss) -> tuple[list, list]:
             models[-1].boots = bootstrap_joint({m: (pts[m], fits[m]) for m in metrics}, B=B, seed=seed)
             continue
         except TaskDistillError as exc:
+            reasons.append(str(exc))
             notes.append(f"{method_kv[1]}: joint law c1 not used ({exc}); falling back to a1 per slice")
         for key, srows in sorted(slices(mrows, "a1").items(), key=str):
             try:
@@ -69,7 +70,7 @@ def _models(rows, metrics, B, seed, loss) -> tuple[list, list]:
                 continue
             boots = bootstrap_joint({m: (pts[m], fits[m]) for m in metrics}, B=B, seed=seed)
             models.append(Model("a1", dict(key), boots, pts))
-    return models, notes
+    return models, notes, reasons
 
 
 def _candidates(model: Model, kappas) -> list[dict]:
@@ -137,9 +138,10 @@ def recommend(rows: list[dict], *, min_macro_f1: float | None = None, min_gk_ret
             raise TaskDistillError(f"the observations record no {key}; drop the --max-{key.replace('_', '-')} constraint")
     metrics = list(quality)
     rows = [r for r in rows if r["metric"] in metrics]
-    models, notes = _models(rows, metrics, B, seed, loss)
+    models, notes, reasons = _models(rows, metrics, B, seed, loss)
     if not models:
-        raise TaskDistillError("no law could be fitted for recommending: " + " | ".join(notes[:3]))
+        raise TaskDistillError(f"no law could be fitted for recommending (joint law c1 and every a1 slice refused); "
+                               f"c1: {reasons[0]}")
     kap = sorted({r["keep_fraction"] for r in rows})
     kappas = sorted(set(np.round(np.geomspace(kap[0], kap[-1], grid), 4)) | set(kap))
     table, ens = [], []
