@@ -120,3 +120,23 @@ def test_bad_input(tiny):
         cost.measure_cost(model, tok, prompts=[])
     with pytest.raises(TaskDistillError, match="batch sizes"):
         cost.measure_cost(model, tok, batch_sizes=(0,))
+
+
+@pytest.mark.slow
+def test_smollm2_cost_against_its_files_and_the_flop_counter(teacher_path):
+    """The real teacher: 134.5 M parameters as stored on disk; FLOPs as torch counts them."""
+    from taskdistill.models.load import load_model
+
+    model, tok = load_model(str(teacher_path))
+    stored = 0
+    for f in teacher_path.glob("*.safetensors"):
+        with safe_open(f, "pt") as fh:
+            stored += sum(math.prod(fh.get_slice(k).get_shape()) for k in fh.keys())
+    total, non_embedding = cost.count_parameters(model)
+    assert total == stored == 134_515_008
+    assert non_embedding == total - 49152 * 576  # tied embeddings: one vocab × hidden matrix
+    assert cost.flops_per_token(model, 16) * 16 == counted_flops(model, 16)
+    c = cost.measure_cost(model, tok, batch_sizes=(1, 2), new_tokens=2, repeats=1)
+    assert c.params_total == total and c.context_length > 100  # the classification prompt lists 13 labels
+    assert c.weights_mb == pytest.approx(total * 4 / 2**20, rel=0.01)
+    assert c.peak_rss_mb is None or c.peak_rss_mb > c.weights_mb  # the weights are resident
