@@ -121,3 +121,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def test_bfloat16_autocast_stays_close_to_float32(tiny):
+    make_model, make_tok = tiny
+    model, tok = make_model("llama", seed=6), make_tok()
+    full = InMemoryLM(model, tok).loglikelihood(_requests(), disable_tqdm=True)
+    half = InMemoryLM(model, tok, precision="bfloat16").loglikelihood(_requests(), disable_tqdm=True)
+    diffs = [abs(a - b) for (a, _), (b, _) in zip(full, half, strict=True)]
+    assert max(diffs) > 0  # bf16 really ran
+    assert max(diffs) < 0.05 * max(abs(a) for a, _ in full)
+    assert next(model.parameters()).dtype == torch.float32  # the caller's model is untouched
+    with pytest.raises(ValueError, match="precision"):
+        InMemoryLM(model, tok, precision="fp8")

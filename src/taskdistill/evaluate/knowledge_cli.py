@@ -36,6 +36,7 @@ def knowledge_cmd(
         None, "--reference", help="Teacher accuracies: a saved --json report or {\"benchmark\": acc}."
     ),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Contexts per forward pass."),
+    bf16: bool = typer.Option(False, "--bf16", help="Run under bfloat16 autocast (faster on CPUs with bf16 units)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this JSON file."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Evaluate again even when a cached result exists."),
 ) -> None:
@@ -60,6 +61,7 @@ def knowledge_cmd(
     loaded, tok = load_model(model)
     report = evaluate_knowledge(
         loaded, tok, names, limit=None if all_items else limit, seed=seed, reference=ref, batch_size=batch_size,
+        precision="bfloat16" if bf16 else "float32",
         use_cache=not no_cache, progress=lambda name, status: console.print(f"{name}: {status}"),
     )
     table = Table("benchmark", "acc ± stderr", "acc_norm", "correct / n", "chance", "retention", "formulation",

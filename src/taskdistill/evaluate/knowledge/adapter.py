@@ -27,23 +27,35 @@ from lm_eval.models.utils import (
 from lm_eval.models.utils_hf import stop_sequences_criteria
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
 class InMemoryLM(TemplateLM):
     """lm-eval ``LM`` for a model object already in memory.
 
     ``batch_size`` is the number of distinct contexts run together; ``max_rows`` caps the
     continuation rows (choices) scored together, which bounds the memory of the repeated KV cache.
+    ``precision="bfloat16"`` runs the model under bf16 autocast (log-probabilities stay float32);
+    see benchmarks/RESULTS.md for where that is faster and how far scores move.
     """
 
     backend = "causal"
 
-    def __init__(self, model, tokenizer, batch_size: int = 16, max_rows: int = 64, max_length: int | None = None):
+    def __init__(self, model, tokenizer, batch_size: int = 16, max_rows: int = 64, max_length: int | None = None,
+                 precision: str = "float32"):
         super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = int(batch_size)
         self.max_rows = int(max_rows)
         self._max_length = max_length
         self._device = next(model.parameters()).device
+        self.precision = precision
+
+    def _autocast(self):
+        return torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
 
     # --- tokenisation: the same rules as lm-eval's HFLM ---------------------------------------------
 
@@ -106,6 +118,10 @@ class InMemoryLM(TemplateLM):
         return results  # type: ignore[return-value]
 
     def _score_batch(self, batch, results) -> None:
+        with self._autocast():
+            self._score_batch_inner(batch, results)
+
+    def _score_batch_inner(self, batch, results) -> None:
         body, head = self._parts()
         device = self._device
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -196,11 +212,12 @@ class InMemoryLM(TemplateLM):
         enc = self.tokenizer(contexts, return_tensors="pt", padding="longest")
         ids = enc["input_ids"][:, -(self.max_length - max_new):].to(self._device)
         mask = enc["attention_mask"][:, -(self.max_length - max_new):].to(self._device)
-        out = self.model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
-            stopping_criteria=stop_sequences_criteria(self.tokenizer, until, ids.shape[1], ids.shape[0]),
-            pad_token_id=self.tokenizer.pad_token_id, use_cache=True,
-        )
+        with self._autocast():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
+                stopping_criteria=stop_sequences_criteria(self.tokenizer, until, ids.shape[1], ids.shape[0]),
+                pad_token_id=self.tokenizer.pad_token_id, use_cache=True,
+            )
         for i, tokens in zip(chunk, out[:, ids.shape[1]:].tolist(), strict=True):
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
             results[i] = postprocess_generated_text(text, until, None)

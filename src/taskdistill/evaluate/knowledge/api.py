@@ -30,6 +30,7 @@ def evaluate_knowledge(
     seed: int = 0,
     reference: dict[str, float] | None = None,
     batch_size: int = 16,
+    precision: str = "float32",
     use_cache: bool = True,
     progress=None,
 ) -> KnowledgeReport:
@@ -38,11 +39,16 @@ def evaluate_knowledge(
     Each benchmark runs on a fixed seeded stratified subset of ``limit`` items (all items when
     None); ``reference`` maps benchmark -> the teacher's accuracy, giving retention. Results are
     cached by (model fingerprint, benchmark, data, subset, settings): a re-run never re-evaluates.
+    ``precision="bfloat16"`` runs the model under bf16 autocast (faster on CPUs with bf16 units).
     ``progress(name, status)`` is called before each benchmark ("cached" or "running").
     """
     from taskdistill.models.load import model_fingerprint
 
     names = list(benchmarks) if benchmarks else tasks.default_benchmarks()
+    from taskdistill.evaluate.knowledge.adapter import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise TaskDistillError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if limit is not None and limit < 1:
         raise TaskDistillError(f"limit must be a positive number of items, got {limit}")
     resolved = [tasks.resolve(name) for name in names]
@@ -51,7 +57,8 @@ def evaluate_knowledge(
     lm = None
     results = []
     for item, plan in zip(resolved, plans, strict=True):
-        key = cache.content_hash({"v": CACHE_VERSION, "model": fingerprint, "lm_eval": version("lm_eval"), **plan.key})
+        key = cache.content_hash({"v": CACHE_VERSION, "model": fingerprint, "lm_eval": version("lm_eval"),
+                                   "precision": precision, **plan.key})
         path = settings.cache_dir("knowledge") / f"{key}.json"
         if use_cache and path.is_file():
             if progress:
@@ -63,11 +70,11 @@ def evaluate_knowledge(
         if lm is None:
             from taskdistill.evaluate.knowledge.adapter import InMemoryLM
 
-            lm = InMemoryLM(model, tokenizer, batch_size=batch_size)
+            lm = InMemoryLM(model, tokenizer, batch_size=batch_size, precision=precision)
         result = plan.run(lm)
         cache.atomic_write_json(path, result.to_dict())
         results.append(result)
-    settings_used = {"limit": limit, "seed": seed, "benchmarks": names,
+    settings_used = {"limit": limit, "seed": seed, "benchmarks": names, "precision": precision,
                      "formulations": {r.name: r.formulation for r in resolved}}
     return KnowledgeReport(with_reference(results, reference), settings_used)
 
