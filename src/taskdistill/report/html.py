@@ -20,7 +20,7 @@ figure.plot svg{max-width:100%;height:auto;display:block}figcaption{color:#555;f
 .no-data{background:#fff8e1;border:1px dashed #e0b000;border-radius:6px;padding:14px;color:#6b5400}
 table{border-collapse:collapse;background:#fff;font-size:.82em;margin:8px 0}
 th,td{border:1px solid #e3e3e3;padding:3px 7px;text-align:right;white-space:nowrap}
-th{background:#f2f2f2;position:sticky;top:0}td.l,th.l{text-align:left}
+th{background:#f2f2f2;position:sticky;top:0}td.l,th.l{text-align:left}td.l{white-space:normal;max-width:560px}
 .scroll{max-height:520px;overflow:auto;border:1px solid #e3e3e3}
 .rec{background:#eef7ee;border:1px solid #9c9;border-radius:6px;padding:12px 16px}
 .rec.miss{background:#fdeeee;border-color:#d99}
@@ -205,7 +205,8 @@ def render_html(results: dict, plots: dict) -> str:
     teacher_name = teacher.get("ref") or teacher.get("name") if isinstance(teacher, dict) else teacher
     sections = [
         ("laws", "In-domain quality vs compression", figure("in_domain", plots["in_domain"],
-         "Points: seeds (faint) and their mean; lines: fitted law with its 95 % parametric-bootstrap band; star: teacher.")
+         "Points: seeds (faint) and their mean; solid line: fitted law with its 95 % bootstrap band "
+         "(dashed: no law could be fitted, means joined); star: teacher.")
          + laws_section(results)),
         ("gk", "General-knowledge retention vs compression", figure("gk", plots["gk"],
          "Retention q = (accuracy − chance) / (teacher − chance) per benchmark; dotted line q = 0.5.")),

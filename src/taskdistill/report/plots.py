@@ -74,12 +74,14 @@ def _draw_law(ax, curve: dict, color: str, to_value: bool) -> None:
         ax.fill_between(k, conv(curve["q_lo"]), conv(curve["q_hi"]), color=color, alpha=0.15, lw=0)
 
 
-def _points(ax, rows: list[dict], key: str, color: str, label: str) -> None:
-    rows = sorted(rows, key=lambda r: r["keep_fraction"])
-    xs = [r["keep_fraction"] for r in rows for _ in r[f"{key}s"]]
-    ys = [v for r in rows for v in r[f"{key}s"]]
+def _points(ax, rows: list[dict], key: str, color: str, label: str, join: bool = False) -> None:
+    """Seeds (faint) and their mean; ``join`` links the means with a thin dashed line (no law fitted)."""
+    rows = sorted((r for r in rows if r[key] is not None), key=lambda r: r["keep_fraction"])
+    xs = [r["keep_fraction"] for r in rows for v in r[f"{key}s"] if v is not None]
+    ys = [v for r in rows for v in r[f"{key}s"] if v is not None]
     ax.scatter(xs, ys, s=10, color=color, alpha=0.35, lw=0)
-    ax.plot([r["keep_fraction"] for r in rows], [r[key] for r in rows], "o", ms=4.5, color=color, label=label)
+    ax.plot([r["keep_fraction"] for r in rows], [r[key] for r in rows], "o--" if join else "o", ms=4.5, lw=0.8,
+            color=color, label=label)
 
 
 def _slices(settings: list[dict], metric: str, curves: list[dict]):
@@ -113,7 +115,7 @@ def _metric_panels(settings, curves, metrics, key: str, title: str):
         Ds = set()
         for label, (rows, curve, D) in _slices(settings, metric, curves).items():
             Ds.add(D)
-            _points(ax, rows, key, colors[label], label)
+            _points(ax, rows, key, colors[label], label, join=not (curve and "q" in curve))
             _draw_law(ax, curve, colors[label], to_value=key == "value")
         _teacher(ax, settings, metric, key)
         if key == "retention":
@@ -146,7 +148,7 @@ def fig_collapse(settings, curves, gaps, in_domain="task_macro_f1", gk=GK_AGGREG
     for ax, label in zip(axes, groups):
         for metric, color in ((in_domain, "#1f77b4"), (gk, "#d62728")):
             rows, curve, _ = _slices(settings, metric, curves).get(label, ([], None, None))
-            _points(ax, rows, "retention", color, nice(metric))
+            _points(ax, rows, "retention", color, nice(metric), join=not (curve and "q" in curve))
             _draw_law(ax, curve, color, to_value=False)
         g = gap_of.get(label)
         if g and g["kappa50_in_domain"] is not None and g["kappa50_gk"] is not None:
