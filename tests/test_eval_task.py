@@ -12,7 +12,7 @@ from taskdistill.data.schema import Example, TaskData
 from taskdistill.errors import TaskDistillError
 from taskdistill.evaluate import task
 from taskdistill.evaluate.generate import generate_texts
-from taskdistill.evaluate.scoring import _Block, score_continuations
+from taskdistill.evaluate.scoring import _Block, score_continuations, shared_prefix_length
 from taskdistill.models import prompts
 
 # label continuations of 1–9 tokens, sharing prefixes ("[[", "[[Guidance ") in the prefix tree
@@ -60,9 +60,15 @@ def test_scorer_with_eager_attention_and_batch_size_one():
                                    np.exp(ref), atol=1e-4)
 
 
-def test_score_continuations_single_token_labels_and_summed_log_likelihood():
+@pytest.mark.parametrize(
+    "contexts",
+    [
+        [[5, 6, 7, 8], [9, 10]],  # nothing shared
+        [[5, 6, 7, 8, 20], [5, 6, 7, 9], [5, 6, 7, 8, 20]],  # shared cached prefix; a duplicate context
+    ],
+)
+def test_score_continuations_single_token_labels_and_summed_log_likelihood(contexts):
     model = tiny_model("llama")
-    contexts = [[5, 6, 7, 8], [9, 10]]
     conts = [[11], [12], [13, 14, 15], [13, 14], [13, 16, 15], [13]]  # shared prefixes, a prefix of another
     got = score_continuations(model, contexts, conts, batch_size=2)
     for i, ctx in enumerate(contexts):
@@ -73,6 +79,16 @@ def test_score_continuations_single_token_labels_and_summed_log_likelihood():
             assert got[i, c] == pytest.approx(want, abs=1e-4)
     assert (got < 0).all()
     assert _Block(conts).size == 3  # fed nodes: (13), (13, 14), (13, 16) — each shared prefix once
+
+
+def test_shared_prefix_leaves_every_context_a_token():
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 4]]) == 2
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[1, 2], [1, 2, 3, 4]]) == 1
+    assert shared_prefix_length([[7], [7]]) == 0 and shared_prefix_length([[1, 2], [3, 2]]) == 0
+    tok = tiny_tokenizer()
+    ids = [prompts.encode(tok, prompts.build_prompt(tok, t, LABELS))[0] for t in TEXTS]
+    assert shared_prefix_length(ids) > len(ids[0]) // 2  # the instruction and label list are cached once
 
 
 def test_scorer_rejects_attention_without_custom_masks():

@@ -5,7 +5,9 @@ holds the continuations (minus their last tokens) as a prefix tree, shared prefi
 custom 4-D attention mask lets context tokens attend causally within the context and lets each
 block token attend to the whole context and to its own ancestors in the tree only, with position
 ids continuing from the end of the context: every continuation sees exactly what it would see as
-its own full sequence ``context + continuation``, but the context is encoded once. No library does this tree layout for
+its own full sequence ``context + continuation``, but the context is encoded once. On top, the
+token prefix shared by all contexts (a task prompt's instruction and label list) is run once and its
+KV cache reused by every batch. No library does this tree layout for
 us (hand-written here); tests compare it with one full forward per continuation.
 """
 
@@ -71,31 +73,61 @@ def _check_attention(model) -> None:
         )
 
 
-def _batch_inputs(contexts: list[list[int]], block: _Block, dtype):
-    """input_ids, position_ids and the additive 4-D mask for one batch of contexts."""
+def shared_prefix_length(contexts: list[list[int]]) -> int:
+    """Length of the token prefix common to all contexts, leaving each context at least one own token."""
+    first, n = contexts[0], min(len(c) for c in contexts) - 1
+    for ctx in contexts[1:]:
+        n = next((k for k in range(n) if ctx[k] != first[k]), n)
+    return max(n, 0)
+
+
+def _batch_inputs(suffixes: list[list[int]], prefix: int, block: _Block, dtype):
+    """input_ids, position_ids and the additive 4-D mask for one batch: ``[pad | suffix | tree]`` rows
+    that follow ``prefix`` cached tokens (the shared start of every context)."""
     import torch
 
-    bsz, width = len(contexts), max(len(c) for c in contexts)
+    bsz, width = len(suffixes), max(len(c) for c in suffixes)
     total = width + block.size
     ids = torch.zeros(bsz, total, dtype=torch.long)
-    lengths = torch.tensor([len(c) for c in contexts])
+    lengths = torch.tensor([len(c) for c in suffixes])
     pad = width - lengths
-    for b, ctx in enumerate(contexts):
+    for b, ctx in enumerate(suffixes):
         ids[b, width - len(ctx) : width] = torch.tensor(ctx, dtype=torch.long)
     ids[:, width:] = block.ids
     arange = torch.arange(width)
-    positions = torch.cat(
+    positions = prefix + torch.cat(
         [(arange[None, :] - pad[:, None]).clamp(min=0), lengths[:, None] + block.pos[None, :]], dim=1
     )
     key_real = arange[None, :] >= pad[:, None]  # (B, width)
-    allowed = torch.zeros(bsz, total, total, dtype=torch.bool)
-    allowed[:, :width, :width] = torch.tril(torch.ones(width, width, dtype=torch.bool))[None] & key_real[:, None, :]
-    allowed[:, width:, :width] = key_real[:, None, :]
-    allowed[:, width:, width:] = block.allowed[None]
-    allowed |= torch.eye(total, dtype=torch.bool)[None]  # padding queries attend to themselves (no empty rows)
-    mask = torch.zeros(bsz, 1, total, total, dtype=dtype)
+    allowed = torch.zeros(bsz, total, prefix + total, dtype=torch.bool)
+    allowed[:, :, :prefix] = True  # the cached shared prefix is seen by every query
+    own = allowed[:, :, prefix:]
+    own[:, :width, :width] = torch.tril(torch.ones(width, width, dtype=torch.bool))[None] & key_real[:, None, :]
+    own[:, width:, :width] = key_real[:, None, :]
+    own[:, width:, width:] = block.allowed[None]
+    own |= torch.eye(total, dtype=torch.bool)[None]  # padding queries attend to themselves (no empty rows)
+    mask = torch.zeros(bsz, 1, total, prefix + total, dtype=dtype)
     mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
     return ids, positions, mask
+
+
+def _cache_arg(model) -> str:
+    """The forward keyword of the KV cache: ``cache`` in newer transformers, ``past_key_values`` before."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft wrapper
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _prefix_cache(model, prefix_ids: list[int], device):
+    """KV cache of the shared prefix (batch 1), computed once."""
+    import torch
+
+    if not prefix_ids:
+        return None
+    ids = torch.tensor([prefix_ids], dtype=torch.long, device=device)
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    return out.cache if getattr(out, "cache", None) is not None else out.past_key_values
 
 
 def score_continuations(
@@ -107,33 +139,45 @@ def score_continuations(
 ) -> np.ndarray:
     """Summed log-likelihood (n, C) of every continuation's token ids after every context's token ids.
 
-    Contexts are batched (longest first, left-padded); each batch is one forward pass whose logits
-    are kept only at the last context position and in the label block. ``progress(done, total)`` is
-    called after each batch.
+    The token prefix shared by all contexts (instruction and label list of a task prompt) is run once
+    and its KV cache reused; the rest of each context is batched (longest first, left-padded), one
+    forward pass per batch, logits kept only at the last context position and in the label tree.
+    ``progress(done, total)`` is called after each batch.
     """
+    import copy
+
     import torch
 
     _check_attention(model)
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    if any(len(c) == 0 for c in contexts):
+    if not contexts or any(len(c) == 0 for c in contexts):
         raise ValueError("every context needs at least one token")
     block = _Block(continuations)
     out = np.zeros((len(contexts), block.n), dtype=np.float64)
     order = sorted(range(len(contexts)), key=lambda i: -len(contexts[i]))
     param = next(model.parameters())
+    prefix = shared_prefix_length(contexts)
+    cache_arg = _cache_arg(model)
     done = 0
     with torch.inference_mode():
+        cached = _prefix_cache(model, contexts[0][:prefix], param.device)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            ids, positions, mask = _batch_inputs([contexts[i] for i in chunk], block, param.dtype)
+            ids, positions, mask = _batch_inputs([contexts[i][prefix:] for i in chunk], prefix, block, param.dtype)
+            cache = None
+            if cached is not None:
+                cache = copy.deepcopy(cached)  # the forward appends to it
+                cache.batch_repeat_interleave(len(chunk))
             logits = model(
                 input_ids=ids.to(param.device),
                 attention_mask=mask.to(param.device),
                 position_ids=positions.to(param.device),
-                use_cache=False,
+                use_cache=cache is not None,
+                **{cache_arg: cache},
                 logits_to_keep=block.size + 1,
             ).logits.float()
+            del cache
             lse = torch.logsumexp(logits, dim=-1)  # (B, block.size + 1)
             rows, targets = block.rows.to(logits.device), block.targets.to(logits.device)
             token_lp = logits[:, rows, targets] - lse[:, rows]  # (B, tokens scored)
