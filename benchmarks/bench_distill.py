@@ -1,6 +1,6 @@
 """KD training step: taskdistill vs TRL's GKDTrainer vs a plain HF Trainer with a KD loss.
 
-    python benchmarks/bench_distill.py [--steps 4 --batch-size 4 --threads 1]
+    python benchmarks/bench_distill.py [--steps 4 --batch-size 4 --threads 1 --only ours_cached,trl_gkd]
 
 Same student, teacher, data, batch and sequence length for every trainer: SmolLM2-shaped random
 Llama models (SmolLM2-135M's width, heads and 49,152-token vocabulary; teacher 6 layers, student 3,
@@ -10,6 +10,7 @@ peak memory (``ru_maxrss``) is its own. tokens/s counts non-pad tokens over the 
 first step is a warm-up). MFU = the FLOPs a KD step needs (6·P·T for the student's non-embedding
 weights, 2·P·T for the teacher's when it runs in the step, 6·H·V / 2·H·V per supervised position for
 the LM heads; the same count for every trainer) / step time / a measured fp32 matmul peak.
+``ours_cached_bf16`` is our step under CPU bf16 autocast (the measurement behind ``bf16="auto"``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import time
 
-TRAINERS = ("ours_cached", "ours_online", "trl_gkd", "hf_trainer_kd")
+TRAINERS = ("ours_cached", "ours_online", "trl_gkd", "hf_trainer_kd", "ours_cached_bf16")
 
 
 def models(seed: int = 0):
@@ -80,7 +81,7 @@ def useful_flops(student, teacher, tokens: int, supervised: int, teacher_in_step
     return flops
 
 
-def run_ours(args, online: bool) -> dict:
+def run_ours(args, online: bool, bf16: bool = False) -> dict:
     from taskdistill.distill.config import DistillConfig
     from taskdistill.distill.train import distill
 
@@ -88,7 +89,7 @@ def run_ours(args, online: bool) -> dict:
     tok = tokenizer()
     data = task(args.batch_size * (args.steps + 1))
     config = DistillConfig(supervision="kl", method="logit", max_steps=args.steps + 1, batch_size=args.batch_size,
-                           lr=1e-4, warmup_ratio=0.0, top_k=args.top_k, online_teacher=online, bf16=False)
+                           lr=1e-4, warmup_ratio=0.0, top_k=args.top_k, online_teacher=online, bf16=bf16)
     times, records = [], []
     last = [time.perf_counter()]
 
@@ -210,6 +211,7 @@ def one(args) -> None:
 
     torch.set_num_threads(args.threads)
     runner = {"ours_cached": lambda: run_ours(args, False), "ours_online": lambda: run_ours(args, True),
+              "ours_cached_bf16": lambda: run_ours(args, False, bf16=True),
               "trl_gkd": lambda: run_trl(args), "hf_trainer_kd": lambda: run_hf(args)}[args.one]
     try:
         result = runner()
@@ -225,6 +227,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--top-k", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", default=",".join(TRAINERS), help="comma-separated trainers to run")
     ap.add_argument("--one", choices=TRAINERS, help=argparse.SUPPRESS)
     ap.add_argument("--tmp", default="/tmp/taskdistill-bench-distill")
     args = ap.parse_args()
@@ -236,7 +239,7 @@ def main() -> None:
     peak = matmul_peak()
     student, teacher = models()
     rows = {}
-    for name in TRAINERS:
+    for name in args.only.split(","):
         cmd = [sys.executable, __file__, "--one", name, "--steps", str(args.steps), "--batch-size",
                str(args.batch_size), "--top-k", str(args.top_k), "--threads", str(args.threads), "--tmp", args.tmp]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -248,16 +251,17 @@ def main() -> None:
             flops = useful_flops(student, teacher, r["tokens"], r["supervised"], r["teacher_in_step"])
             r["mfu"] = flops / r["timed_s"] / peak
         print(name, json.dumps(r), flush=True)
-    base = rows.get("trl_gkd", {})
+    base = rows.get("trl_gkd") or rows[next(iter(rows))]
     print(f"\nmatmul peak: {peak / 1e9:.1f} GFLOP/s ({args.threads} thread(s))")
-    print(f"{'trainer':16} {'tokens/s':>9} {'vs TRL':>7} {'peak MB':>8} {'vs TRL':>7} {'MFU':>6}")
+    ref = "TRL" if "trl_gkd" in rows else "first"
+    print(f"{'trainer':16} {'tokens/s':>9} {'vs ' + ref:>9} {'peak MB':>8} {'vs ' + ref:>9} {'MFU':>6}")
     for name, r in rows.items():
         if "tokens_per_s" not in r:
             print(f"{name:16} error: {r.get('error')}")
             continue
         tput = r["tokens_per_s"] / base["tokens_per_s"] if "tokens_per_s" in base else float("nan")
         mem = r["peak_rss_mb"] / base["peak_rss_mb"] if "peak_rss_mb" in base else float("nan")
-        print(f"{name:16} {r['tokens_per_s']:9.1f} {tput:7.2f} {r['peak_rss_mb']:8.0f} {mem:7.2f} {r['mfu']:6.1%}")
+        print(f"{name:16} {r['tokens_per_s']:9.1f} {tput:9.2f} {r['peak_rss_mb']:8.0f} {mem:9.2f} {r['mfu']:6.1%}")
 
 
 if __name__ == "__main__":
