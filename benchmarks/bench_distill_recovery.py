@@ -85,7 +85,11 @@ def main() -> None:
     corrected, corr = correct_teacher(teacher, tok, train, corr_cfg, eval_data=split.test, progress=False)
     save(correction={**corr, "knowledge": knowledge(corrected, tok, reference)})
 
-    traced = build_traces(corrected, tok, train.subset(train.examples[: args.dataset_size]), max_new_tokens=40)
+    # Traces come from the uncorrected instruct teacher: label-format correction makes a model answer
+    # "[[Label]]" at once, leaving no rationale (measured: docs/distillation.md).
+    writer, _ = load_model(args.teacher)
+    traced = build_traces(writer, tok, train.subset(train.examples[: args.dataset_size]), max_new_tokens=40)
+    del writer
     save(traces=traced.meta["traces"], trace_examples=[(e.label, e.cot) for e in traced.examples[:5]])
 
     calib = [e.text for e in train.examples[-32:]]

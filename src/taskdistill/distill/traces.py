@@ -96,7 +96,8 @@ def build_traces(
     if not kept:
         raise TaskDistillError(
             f"no trace survived the gold-label filter ({report['no_label']} without a [[label]], "
-            f"{report['wrong_label']} with a wrong one); use explain_gold, more max_new_tokens, or import traces"
+            f"{report['wrong_label']} with a wrong one, {report['empty']} with no rationale before it); use "
+            "explain_gold, an instruction-tuned (uncorrected) trace writer, more max_new_tokens, or import traces"
         )
     out = data.subset(kept, name=f"{data.name}+traces")
     out.meta["traces"] = report
