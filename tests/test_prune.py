@@ -196,3 +196,34 @@ def test_infeasible_keep_fraction():
         plan_shape(config, 0.5, "diagonal")
     with pytest.raises(TaskDistillError, match="must decrease"):
         plan_shape(config, 0.9, "width", reference_params=2 * count_parameters(config)[0])
+
+
+def smollm2_config():
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                       num_attention_heads=9, num_key_value_heads=3, head_dim=64, tie_word_embeddings=True)
+
+
+@pytest.mark.parametrize("axes", ["width", "mixed"])
+def test_smollm2_shapes_are_valid_and_on_budget(axes):
+    from taskdistill.prune.surgery import target_config
+
+    config = smollm2_config()
+    total = count_parameters(config)[0]
+    assert total == 134_515_008  # the real teacher's count (checked against its weights in the slow test)
+    for kappa in [k / 100 for k in range(16, 100, 3)]:
+        target = plan_shape(config, kappa, axes)
+        assert target.parameters(config)[0] == pytest.approx(kappa * total, rel=0.01)
+        assert target.num_attention_heads % target.num_key_value_heads == 0
+        assert target.hidden_size % target.num_attention_heads == 0 and target.hidden_size % 8 == 0
+        assert target.head_dim == 64
+        built = target_config(config, target, list(range(target.num_hidden_layers)))  # transformers validates
+        assert count_parameters(built) == target.parameters(config)
+
+
+def test_depth_plan_on_smollm2():
+    config = smollm2_config()
+    assert plan_shape(config, 0.58, "depth").num_hidden_layers == 14
+    with pytest.raises(TaskDistillError, match="infeasible with axes=depth"):
+        plan_shape(config, 0.16, "depth")  # the tied embedding alone is 21 % of the model

@@ -1,9 +1,10 @@
 """Shape planning: keep fraction κ of the reference parameters → a target depth and (uniform) width.
 
 Hand-written: no library plans Minitron-style target shapes. Width keeps one shrink factor s for the
-hidden size and the query heads (head_dim is never changed, so RoPE stays intact), and solves the MLP
+hidden size and (as near as divisibility allows) the query heads; head_dim is never changed, so RoPE
+stays intact. It solves the MLP
 intermediate size to land on the parameter budget; among the candidates within ±1 % it picks the one
-whose MLP shrink is closest to s (balanced width). Depth drops whole layers.
+whose MLP and head shrinks are closest to s (balanced width). Depth drops whole layers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from taskdistill.prune.params import check_supported, config_parameters, head_di
 
 AXES = ("width", "depth", "mixed")
 TOLERANCE = 0.01
+HIDDEN_MULTIPLE = 8  # hidden sizes on a grid of 8 (and divisible by the query heads)
 
 
 @dataclass(frozen=True)
@@ -42,18 +44,20 @@ class TargetShape:
 
 
 def multiple_for(size: int) -> int:
-    """Granularity of a pruned width: hardware-friendly multiples, finer for small models."""
+    """Granularity of a pruned MLP width: hardware-friendly multiples, finer for small models."""
     return 64 if size >= 1024 else 32 if size >= 256 else 8
 
 
-def head_counts(config, shrink: float) -> tuple[int, int]:
-    """(query heads, kv heads) for a width shrink: query heads pruned evenly within KV groups while
-    every group keeps one; then whole groups. Heads stay divisible by KV heads."""
+def head_counts(config, shrink: float, hidden: int) -> tuple[int, int] | None:
+    """(query heads, kv heads) closest to ``shrink`` × the query heads, among layouts that keep GQA
+    valid (query heads pruned evenly within KV groups, each group keeping ≥ 1, then whole groups) and
+    divide ``hidden`` (transformers' Llama config requires it); None if no layout fits."""
     nq, nkv = config.num_attention_heads, config.num_key_value_heads
-    want = max(1, round(nq * shrink))
-    kv = min(nkv, want)
-    per_group = max(1, min(nq // nkv, round(want / kv)))
-    return per_group * kv, kv
+    want = nq * shrink
+    options = [(per_group * kv, kv) for kv in range(1, nkv + 1) for per_group in range(1, nq // nkv + 1)
+               if hidden % (per_group * kv) == 0]
+    # closest count; then the most KV groups (a KV group is dropped only after its query heads)
+    return min(options, key=lambda o: (abs(o[0] - want), -o[1]), default=None)
 
 
 def check_keep_fraction(keep_fraction: float) -> None:
@@ -105,12 +109,14 @@ def _depth_only(config, current: TargetShape, budget: float) -> TargetShape | No
 
 def _width(config, current: TargetShape, layers: int, budget: float) -> TargetShape | None:
     h0, i0 = current.hidden_size, current.intermediate_size
-    mh, mi = multiple_for(h0), multiple_for(i0)
+    mi = multiple_for(i0)
     candidates = []
-    hiddens = sorted({h0, *range(mh, h0 + 1, mh)})
-    for hidden in hiddens:
+    for hidden in sorted({h0, *range(HIDDEN_MULTIPLE, h0 + 1, HIDDEN_MULTIPLE)}):
         shrink = hidden / h0
-        nq, nkv = head_counts(config, shrink)
+        heads = head_counts(config, shrink, hidden)
+        if heads is None:
+            continue
+        nq, nkv = heads
         fixed = config_parameters(config, layers=layers, hidden=hidden, intermediate=1, heads=nq, kv_heads=nkv)[0]
         per_neuron = config_parameters(config, layers=layers, hidden=hidden, intermediate=2, heads=nq,
                                        kv_heads=nkv)[0] - fixed
@@ -119,7 +125,8 @@ def _width(config, current: TargetShape, layers: int, budget: float) -> TargetSh
             shape = TargetShape(layers, hidden, inter, nq, nkv, current.head_dim)
             error = abs(shape.parameters(config)[0] - budget) / budget
             on_grid = inter % mi == 0 or inter == i0
-            candidates.append((error > TOLERANCE, not on_grid, abs(inter / i0 - shrink), error, shape))
+            balance = max(abs(inter / i0 - shrink), abs(nq / current.num_attention_heads - shrink))
+            candidates.append((error > TOLERANCE, not on_grid, round(balance, 6), error, shape))
     return min(candidates, key=lambda c: c[:4])[-1] if candidates else None
 
 
