@@ -10,7 +10,8 @@ import pytest
 
 from taskdistill.errors import TaskDistillError
 from taskdistill.laws.fit import fit_points
-from taskdistill.laws.fitcheck import NotIdentifiable
+from taskdistill.laws.fitcheck import NotIdentifiable, check_identified
+from taskdistill.laws.forms import FORMS, Design
 from taskdistill.laws.observations import KEYS, load_rows, points, validate_rows
 from taskdistill.laws.synthetic import rows_from_law
 
@@ -66,12 +67,26 @@ def test_identical_values_are_refused():
         fit_points(points(rows, "m"), "a1")
 
 
-def test_collapse_outside_the_observed_range_is_not_identifiable():
-    # q ≈ 1 everywhere (collapse far below the smallest κ): κ* runs to its search bound / ridge
+def test_no_decline_is_not_identifiable():
+    # q ≈ 1 everywhere (the collapse lies far below the smallest κ): nothing locates it
     rows = validate_rows(rows_from_law("a2", {"kappa_star": 1e-4, "s": 2.0}, metric="m",
                                        kappas=(0.9, 0.8, 0.7, 0.6, 0.5), n=200, rng=2))
-    with pytest.raises(NotIdentifiable, match="not identifiable: m under a2"):
+    with pytest.raises(NotIdentifiable, match="not identifiable: every point of m is at or above its reference"):
         fit_points(points(rows, "m"), "a2")
+
+
+def test_after_fit_checks_name_the_parameter():
+    form = FORMS["a2"]
+    X = Design(np.linspace(0.5, 2, 6), np.ones(6), np.zeros(6, int), np.zeros(6, int))
+    bounds = form.bounds(X)
+    ok = np.array([0.1, 1.0])
+    with pytest.raises(NotIdentifiable, match="log_kappa_star runs to its search bound"):
+        check_identified(form, X, np.array([bounds[0][0], 1.0]), [], bounds, "m", lambda u: np.eye(2))
+    with pytest.raises(NotIdentifiable, match="equally good starts put log_s at 1 and 1.5"):
+        check_identified(form, X, ok, [ok, np.array([0.1, 1.5])], bounds, "m", lambda u: np.eye(2))
+    with pytest.raises(NotIdentifiable, match="constrain only a combination of"):
+        check_identified(form, X, ok, [ok], bounds, "m", lambda u: np.ones((2, 2)))
+    check_identified(form, X, ok, [ok], bounds, "m", lambda u: np.eye(2))  # a well-posed fit passes
 
 
 def test_joint_law_with_one_dataset_size_is_not_identifiable():
@@ -163,3 +178,12 @@ def test_study_folder_is_read_through_the_store(tmp_path):
     fit = fit_points(points(loaded, "gk_aggregate"), "a1")
     direct = fit_points(points(validate_rows(rows), "gk_aggregate"), "a1")  # the same rows, no store
     assert fit.params == pytest.approx(direct.params, rel=1e-6)  # row order differs: optimiser tolerance
+
+
+def test_students_all_above_the_reference_are_refused_with_the_fix():
+    rows = validate_rows(rows_from_law("a1", {"a": 0.05, "alpha": 1.5}, metric="m", kappas=KAPPAS, rng=0,
+                                       reference=0.5, chance=0.1))
+    for r in rows:  # every student beats the uncorrected teacher
+        r["reference"] = 0.3
+    with pytest.raises(NotIdentifiable, match="at or above its reference .*enable correction"):
+        fit_points(points(rows, "m"), "a1")
