@@ -1,6 +1,8 @@
 """Wall time of the README's main job: `taskdistill study run configs/quickstart.yaml` end to end.
 
-Runs the command in a fresh study folder, then reads the store: steps per kind and their seconds,
+Runs the command in a fresh study folder and records its wall time and CPU time (user + system, all
+threads; on a machine shared with other jobs the wall time is inflated, the CPU time much less), then
+reads the store: steps per kind and their seconds,
 observation rows, and whether the report files exist. The cache home must already hold the pulled
 SmolLM2 teacher (``taskdistill models pull smollm2-135m-instruct``) unless --include-pull; every other
 cache (traces, evaluation results, importance) starts empty, so nothing is reused.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -46,6 +49,7 @@ def main() -> None:
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, check=False)
     wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # CPU seconds of the study process (all threads)
     if proc.returncode != 0:
         sys.exit(f"quickstart failed with exit code {proc.returncode}")
 
@@ -60,6 +64,7 @@ def main() -> None:
         per_kind.setdefault(row["kind"], []).append(row["seconds"] or 0.0)
     summary = {
         "wall_s": round(wall, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "cpu_count": os.cpu_count(),
         "load_average_1m_at_end": os.getloadavg()[0],
         "steps": {k: {"n": len(per_kind[k]), "seconds": round(sum(per_kind[k]), 1)} for k in KINDS if k in per_kind},

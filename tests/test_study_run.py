@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -167,20 +168,23 @@ def test_early_stop_skips_the_rest_of_a_branch(tmp_path):
 def test_cli_bad_inputs_exit_2_and_leave_the_store_alone(reference, tmp_path):
     root, spec, _, _ = reference
     bad = tmp_path / "bad.yaml"
+    fresh = tmp_path / "fresh"
     cases = [
-        (dict(spec, axes=dict(spec["axes"], supervision=["lable"])), "unknown supervision 'lable'"),
-        (dict(spec, axes=dict(spec["axes"], dataset_sizes=[12, 5000])), "5000 is larger than the training pool"),
-        (dict(spec, training=dict(spec["training"], lr=0.5)), "belongs to study 'tiny' with a different spec"),
+        (dict(spec, axes=dict(spec["axes"], supervision=["lable"])), fresh, "unknown supervision 'lable'"),
+        (dict(spec, axes=dict(spec["axes"], dataset_sizes=[12, 5000])), fresh, "5000 is larger than the training pool"),
+        (dict(spec, training=dict(spec["training"], lr=0.5)), root / "ref",
+         "belongs to study 'tiny' with a different spec"),
     ]
     store = root / "ref" / STORE_NAME
     before = store.read_bytes()
-    for data, message in cases:
+    for data, folder, message in cases:
         bad.write_text(yaml.safe_dump(data))
-        proc = subprocess.run([*TASKDISTILL, "study", "run", str(bad), "--dir", str(root / "ref")],
-                              capture_output=True, text=True)
+        proc = subprocess.run([*TASKDISTILL, "study", "run", str(bad), "--dir", str(folder)],
+                              capture_output=True, text=True, check=False)
         assert proc.returncode == 2, proc.stderr
         assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert store.read_bytes() == before
+    assert not (fresh / STORE_NAME).exists()  # refused before any store was written
 
 
 def test_export_formats(reference, tmp_path):
@@ -241,3 +245,22 @@ def test_correction_cot_lora_with_data_rationales(tmp_path, monkeypatch):
 
     merged = AutoModelForCausalLM.from_pretrained(by_kind["recover"]["artifact"])  # a plain HF folder
     assert not any("lora" in name for name, _ in merged.named_parameters())
+
+
+def test_status_plan_and_help(reference):
+    root = reference[0]
+    env = dict(os.environ, COLUMNS="200")
+    status = subprocess.run([*TASKDISTILL, "study", "status", str(root / "ref")], capture_output=True, text=True,
+                            check=False, env=env)
+    assert status.returncode == 0, status.stderr
+    assert "14/14 steps finished" in status.stdout and "│ recover  │       0 │       0 │    4 │" in \
+        status.stdout
+    plan = subprocess.run([*TASKDISTILL, "study", "plan", str(root / "spec.yaml"), "--dir", str(root / "ref"),
+                           "--all"], capture_output=True, text=True, check=False, env=env)
+    assert plan.returncode == 0, plan.stderr
+    assert "│ recover  │     4 │      4 │" in plan.stdout  # all 4 recoveries are cached
+    assert plan.stdout.count("│ done  │") == 14
+    for verb in ("run", "plan", "resume", "status", "export"):
+        helped = subprocess.run([*TASKDISTILL, "study", verb, "--help"], capture_output=True, text=True, check=False,
+                                env=env)
+        assert helped.returncode == 0 and "Usage" in helped.stdout
