@@ -17,7 +17,7 @@ from taskdistill.models.prompts import answer, build_prompt, cot_answer
 
 
 def cfg(**kw):
-    base = dict(max_steps=2, batch_size=4, lr=1e-2, warmup_ratio=0.0, top_k=8)
+    base = dict(max_steps=2, batch_size=4, lr=1e-2, warmup_ratio=0.0, top_k=8, bf16=False)  # fp32: machine-independent
     base.update(kw)
     return DistillConfig(**base)
 
@@ -199,3 +199,20 @@ def test_bad_settings_are_one_line_errors(tiny):
         distill(model(seed=0), tok(), task_data(False), cfg(supervision="cot"), progress=False)
     with pytest.raises(TaskDistillError, match="exceeds"):
         distill(model(seed=0), tok(), task_data(), cfg(dataset_size=100), progress=False)
+
+
+def test_bf16_auto_follows_the_device(monkeypatch):
+    from taskdistill.distill import train
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)
+    assert train.use_bf16("auto", cpu) and not train.use_bf16(False, cpu)
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    assert not train.use_bf16("auto", cpu) and train.use_bf16(True, cpu)
+
+
+def test_bf16_autocast_trains_close_to_fp32(tiny):
+    model, tok = tiny
+    runs = [distill(model(seed=0), tok(), task_data(False), cfg(bf16=flag), progress=False)[1] for flag in (False, True)]
+    assert runs[1].history[0]["loss"] == pytest.approx(runs[0].history[0]["loss"], rel=2e-2)
+    assert runs[1].history[0]["loss"] != runs[0].history[0]["loss"]  # autocast really ran in bf16
