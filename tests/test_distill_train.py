@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -184,6 +185,11 @@ def test_vocabulary_checks(tiny):
     _, rep = distill(model(seed=0), tok(), task_data(), cfg(supervision="kl", max_steps=1), teacher=padded,
                      progress=False)
     assert rep.history[0]["kl_label"] > 0
+    other = copy.deepcopy(tok())
+    other.add_tokens(["<|extra-token|>"])
+    with pytest.raises(TaskDistillError, match="teacher tokenizer .* differs from the student's"):
+        distill(model(seed=0), tok(), task_data(), cfg(supervision="kl"), teacher=padded, teacher_tokenizer=other,
+                progress=False)
     short = model(seed=2, vocab_size=n - 10)
     with pytest.raises(TaskDistillError, match="share one vocabulary"):
         distill(model(seed=0), tok(), task_data(), cfg(supervision="kl"), teacher=short, progress=False)
