@@ -53,7 +53,7 @@ def test_recovery_runs_between_pruning_steps_and_reuses_teacher_logits(tiny, tmp
 
 
 def test_recovery_checks_its_inputs(tiny):
-    model, tok = tiny
+    _, tok = tiny
     with pytest.raises(TaskDistillError, match="needs CoT traces"):
         make_recovery(None, tok(), task_data(False), DistillConfig(supervision="cot"))
     with pytest.raises(TaskDistillError, match="needs a teacher"):

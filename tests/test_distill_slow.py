@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 
+import distill_helpers  # noqa: F401  (single-threaded torch)
 import pytest
 import torch
 
-import distill_helpers  # noqa: F401  (single-threaded torch)
 from taskdistill.distill import batches, losses
 from taskdistill.distill.teacher_cache import build_cache
 from taskdistill.distill.train import shared_vocab

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,7 +21,7 @@ def distill_cmd(
     out: Path = typer.Option(..., "--out", help="Output folder: model/, metrics.jsonl, report.json (resumes a checkpoint)."),
     method: str = typer.Option("logit", "--method", help="logit (all weights) | lora (PEFT adapters, merged on save)."),
     supervision: str = typer.Option("label", "--supervision", help="label | kl | cot | cot_kl | blended."),
-    dataset_size: Optional[int] = typer.Option(None, "--dataset-size", help="Train on the first N examples."),
+    dataset_size: int | None = typer.Option(None, "--dataset-size", help="Train on the first N examples."),
     lam: float = typer.Option(0.5, "--lambda", help="λ: weight of KL over trace tokens in 'blended'."),
     temperature: float = typer.Option(1.0, "--temperature", help="τ of the KL terms (scaled by τ²)."),
     kl: str = typer.Option("forward", "--kl", help="forward | reverse | jsd."),
@@ -31,8 +30,8 @@ def distill_cmd(
     top_k: int = typer.Option(64, "--top-k", help="Teacher log-probs kept per position (0: full vocabulary)."),
     online_teacher: bool = typer.Option(False, "--online-teacher", help="Teacher log-probs per batch, no cache."),
     lr: float = typer.Option(1e-4, "--lr", help="Peak AdamW learning rate."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (default: --epochs)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default 1)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps (default: --epochs)."),
+    epochs: float | None = typer.Option(None, "--epochs", help="Passes over the data (default 1)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Sequences per micro-batch."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step."),
     max_length: int = typer.Option(512, "--max-length", help="Longer sequences are skipped (counted)."),
@@ -41,10 +40,10 @@ def distill_cmd(
     lora_targets: str = typer.Option(
         "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "--lora-targets", help="Comma-separated module names."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation noise and data order."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Checkpoint every N steps."),
-    traces: Optional[Path] = typer.Option(None, "--traces", help="CoT traces JSONL {id, cot} for cot/cot_kl/blended."),
-    cot_col: Optional[str] = typer.Option(None, "--cot-col", help="Column of --data holding CoT traces."),
-    trace_teacher: Optional[str] = typer.Option(
+    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Checkpoint every N steps."),
+    traces: Path | None = typer.Option(None, "--traces", help="CoT traces JSONL {id, cot} for cot/cot_kl/blended."),
+    cot_col: str | None = typer.Option(None, "--cot-col", help="Column of --data holding CoT traces."),
+    trace_teacher: str | None = typer.Option(
         None, "--trace-teacher", help="Model that writes missing traces (default: --teacher)."),
 ) -> None:
     """Distill TEACHER into STUDENT on task data; saves a plain HF model in OUT/model."""
@@ -90,15 +89,15 @@ def distill_cmd(
 
 
 def traces_cmd(
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Model that writes the traces (not needed with --import)."),
+    teacher: str | None = typer.Option(None, "--teacher", help="Model that writes the traces (not needed with --import)."),
     data: str = typer.Option(..., "--data", help="Task data: synthetic[:n=…], hf:owner/name, or a csv/jsonl/parquet file."),
     out: Path = typer.Option(..., "--out", help="Output JSONL of {id, label, cot} (written atomically)."),
-    import_file: Optional[Path] = typer.Option(None, "--import", help="Accept traces from this JSONL {id, cot} as-is."),
+    import_file: Path | None = typer.Option(None, "--import", help="Accept traces from this JSONL {id, cot} as-is."),
     self_generated: bool = typer.Option(
         False, "--self-generated", help="Do not tell the teacher the gold label (default: explain the gold label)."),
     max_new_tokens: int = typer.Option(80, "--max-new-tokens", help="Length limit of each trace."),
     batch_size: int = typer.Option(8, "--batch-size", help="Prompts per generation batch."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N examples."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N examples."),
     backend: str = typer.Option("auto", "--backend", help="auto (vLLM if installed, else HF) | hf | vllm."),
 ) -> None:
     """Build CoT traces with a teacher (gold-label filtered) or import them; write them as JSONL."""

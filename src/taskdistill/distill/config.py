@@ -74,7 +74,7 @@ class DistillConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _budget(self) -> "DistillConfig":
+    def _budget(self) -> DistillConfig:
         if self.max_steps is None and self.epochs is None:
             self.epochs = 1.0
         return self

@@ -134,7 +134,7 @@ def micro_terms(student, batch, config: DistillConfig, teacher_rows, vocab) -> d
 def combine(sums: torch.Tensor, n_label: int, n_trace: int, config: DistillConfig) -> dict[str, torch.Tensor]:
     """Token means of each term and the supervision's loss (see the module docstring)."""
     ce_l, ce_t, kl_l, kl_t = sums
-    safe = lambda n: max(n, 1)  # noqa: E731
+    safe = lambda n: max(n, 1)
     terms = {
         "ce_label": ce_l / safe(n_label),
         "ce_trace": ce_t / safe(n_trace),
