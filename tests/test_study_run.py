@@ -82,7 +82,7 @@ def reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TASKDISTILL_HOME", str(root / "home"))
-        spec = tiny_spec(tiny_teacher(root))
+        spec = tiny_spec(tiny_teacher(root), report=True)  # ends with the laws and the report
         (root / "spec.yaml").write_text(yaml.safe_dump(spec))
         events = []
         summary = run_study(parse_spec(spec), root / "ref",
@@ -96,6 +96,9 @@ def test_uninterrupted_run(reference):
     rows = step_rows(folder)
     assert summary == {"done": len(rows)}
     assert all(r["attempts"] == 1 for r in rows.values())
+    assert events[-1] == ("report", "report")
+    results = json.loads((folder / "results.json").read_text())
+    assert (folder / "report.html").is_file() and (folder / "report.md").is_file() and results
     for r in rows.values():  # every finished step but the teacher's has its artifact
         assert r["kind"] == "teacher" or Path(r["artifact"]).is_dir()
     store = Store(folder / STORE_NAME)
@@ -171,7 +174,8 @@ def test_cli_bad_inputs_exit_2_and_leave_the_store_alone(reference, tmp_path):
     fresh = tmp_path / "fresh"
     cases = [
         (dict(spec, axes=dict(spec["axes"], supervision=["lable"])), fresh, "unknown supervision 'lable'"),
-        (dict(spec, axes=dict(spec["axes"], dataset_sizes=[12, 5000])), fresh, "5000 is larger than the training pool"),
+        (dict(spec, axes=dict(spec["axes"], dataset_sizes=[12, 5000])), fresh,
+         "dataset size 5000 (axes.dataset_sizes / correction.dataset_size) is larger than the training pool"),
         (dict(spec, training=dict(spec["training"], lr=0.5)), root / "ref",
          "belongs to study 'tiny' with a different spec"),
     ]

@@ -96,7 +96,8 @@ def plan(spec: StudySpec) -> Plan:
     """The DAG of a study (no work is done here)."""
     p = Plan(study=spec.name, spec_hash=spec.spec_hash())
     axes = spec.axes
-    data = p.add("data", {"task": spec.task.model_dump(mode="json"), "dataset_sizes": axes.dataset_sizes}, (), "data")
+    data = p.add("data", {"task": spec.task.model_dump(mode="json"), "dataset_sizes": spec.subset_sizes()}, (),
+                 "data")
     teacher = p.add("teacher", {"ref": spec.teacher}, (), f"teacher {spec.teacher}")
     root = teacher
     if spec.correction.enabled:

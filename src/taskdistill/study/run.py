@@ -110,7 +110,7 @@ def prepare(spec: StudySpec, folder: Path) -> Plan:
 
     check_folder(spec, folder)
     if not spec.task.source.startswith("hf:"):  # hub data is checked when the data step loads it
-        check_sizes(spec.task.model_dump(), spec.axes.dataset_sizes)
+        check_sizes(spec.task.model_dump(), spec.subset_sizes())
     return plan(spec)
 
 
@@ -238,4 +238,5 @@ def finalize(folder: Path, store: Store, study: str, on_event: Event | None = No
     start = time.time()
     build_report(folder, out_dir=folder, study=study)
     if on_event:
-        on_event("report", {"label": "laws + report", "seconds": time.time() - start, "artifact": str(folder)})
+        on_event("report", {"label": "laws + report", "kind": "report", "seconds": time.time() - start,
+                            "artifact": str(folder)})

@@ -225,6 +225,11 @@ class StudySpec(_Strict):
             distill_config(extra, where=where)
         return self
 
+    def subset_sizes(self) -> list[int]:
+        """Every nested training subset the study reads: the dataset sizes and the correction set."""
+        extra = [self.correction.dataset_size] if self.correction.enabled else []
+        return sorted(set(self.axes.dataset_sizes) | set(extra))
+
     def spec_hash(self) -> str:
         return content_hash(self.model_dump(mode="json"))
 

@@ -48,8 +48,9 @@ def check_sizes(task: dict, sizes: list[int], data: TaskData | None = None) -> i
         raise TaskDistillError(f"task.test_size={task['test_size']} leaves no training examples out of "
                                f"{len(data)}; lower task.test_size")
     if max(sizes) > pool:
-        raise TaskDistillError(f"axes.dataset_sizes: {max(sizes)} is larger than the training pool ({pool} = "
-                               f"{len(data)} examples − {task['test_size']} test); lower it or use more data")
+        raise TaskDistillError(f"dataset size {max(sizes)} (axes.dataset_sizes / correction.dataset_size) is larger "
+                               f"than the training pool ({pool} = {len(data)} examples − {task['test_size']} test); "
+                               "lower it or use more data")
     return pool
 
 
@@ -105,19 +106,11 @@ def correct_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict,
     teacher, data = deps
     model, tok = load_model(model_path(teacher))
     config = make_config(**inputs["training"])
-    train = _largest_train(data, config.dataset_size)
+    train = load_task(Path(data["artifact"]) / f"train-{config.dataset_size}.json")
     corrected, report = correct_teacher(model, tok, train, config.model_copy(update={"dataset_size": None}))
     save_model(corrected, tok, out)
     return out, {"train": _as_dict(report), "reference_params": teacher["result"]["reference_params"],
                  "reference_non_embedding": teacher["result"]["reference_non_embedding"]}, []
-
-
-def _largest_train(data_dep: dict, at_least: int) -> TaskData:
-    folder = Path(data_dep["artifact"])
-    sizes = sorted(int(p.stem.split("-")[1]) for p in folder.glob("train-*.json"))
-    usable = [s for s in sizes if s >= at_least] or sizes[-1:]
-    train = load_task(folder / f"train-{usable[0]}.json")
-    return train.subset(train.examples[:at_least]) if len(train) > at_least else train
 
 
 def traces_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict, list]:
