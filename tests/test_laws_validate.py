@@ -39,10 +39,14 @@ def test_held_out_errors_vanish_on_exact_data_and_are_in_accuracy_points():
     assert bad["mae_points"] > 0.5
 
 
-def test_leave_one_level_out_skips_levels_it_cannot_refit():
-    pts = _pts("a1", {"a": 0.05, "alpha": 1.7}, kappas=(0.9, 0.7, 0.5, 0.3, 0.2))
-    loo = leave_one_level_out(pts, "a1")  # 4 points left: fewer than a1's minimum of 5
+def test_held_out_refits_on_small_studies():
+    pts = _pts("a1", {"a": 0.05, "alpha": 1.7}, kappas=(0.9, 0.7, 0.5, 0.3))
+    loo = leave_one_level_out(pts, "a1")  # 3 points left: under 2 residual degrees of freedom
     assert all("skipped" in lv for lv in loo["levels"]) and loo["mae_points"] is None
+    five = _pts("a1", {"a": 0.05, "alpha": 1.7}, kappas=(0.9, 0.7, 0.5, 0.3, 0.2))
+    assert leave_one_level_out(five, "a1", loss="lsq")["mae_points"] < 1e-4  # 4 points per refit suffice
+    ms = mild_to_severe(five, "a1", loss="lsq")
+    assert ms["held_out"] == [0.2] and ms["mae_points"] < 1e-4  # one level held out, 4 left to fit
 
 
 @pytest.mark.parametrize("true_form, law", [("a1", {"a": 0.05, "alpha": 1.7}), ("a2", {"kappa_star": 0.4, "s": 3.0})])

@@ -123,18 +123,20 @@ def single_thread():
 
 
 def fit_points(points: Points, form: str | Form, *, loss: str = "auto", huber_delta: float = 0.1,
-               n_polish: int = 6, rho: float | None = None, check: bool = True) -> Fit:
+               n_polish: int = 6, rho: float | None = None, check: bool = True, parsimony: bool = True) -> Fit:
     """Fit ``form`` to ``points`` (one metric; one slice for a1/a2/b1, one method for c1).
 
     ``rho`` fixes the beta-binomial overdispersion (default: estimated from seed replicates).
     ``check=False`` skips the after-fit identifiability checks (bootstrap replicates: a replicate
     whose exponent runs to a bound still predicts, and dropping it would bias the percentiles).
+    ``parsimony=False`` relaxes the ~4-points-per-parameter rule to 2 residual degrees of freedom
+    (held-out refits, which would otherwise be impossible on small studies).
     """
     with single_thread():
-        return _fit_points(points, form, loss, huber_delta, n_polish, rho, check)
+        return _fit_points(points, form, loss, huber_delta, n_polish, rho, check, parsimony)
 
 
-def _fit_points(points, form, loss, huber_delta, n_polish, rho, check=True) -> Fit:
+def _fit_points(points, form, loss, huber_delta, n_polish, rho, check=True, parsimony=True) -> Fit:
     form = get_form(form)
     if loss not in LOSSES:
         raise did_you_mean(loss, LOSSES, "loss")
@@ -148,10 +150,11 @@ def _fit_points(points, form, loss, huber_delta, n_polish, rho, check=True) -> F
     k, n, chance, ref = points.correct, points.n, points.chance, points.reference
     q_obs = points.q
     n_params = form.n_params(X)
-    if len(points) < min_points(n_params):
+    need = min_points(n_params) if parsimony else n_params + 2
+    if len(points) < need:
         raise TaskDistillError(
             f"{form.name} has {n_params} free parameters but {points.metric} has only {len(points)} points; "
-            f"a fit needs at least {min_points(n_params)} (about 4 per parameter): add runs or use a smaller form")
+            f"a fit needs at least {need} (about 4 per parameter): add runs or use a smaller form")
     if loss in ("auto", "betabinomial") and rho is None:
         rho = lik.overdispersion(k, n, [r[:5] for r in points.runs])
     if loss == "auto":

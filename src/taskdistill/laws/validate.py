@@ -2,7 +2,11 @@
 
 - leave-one-level-out: refit without one κ level (D level for b1), predict it;
 - mild → severe: refit on the mildest levels (largest κ; smallest D for b1), predict the most severe
-  third — the direction recommendations extrapolate in.
+  third (fewer when that would leave under 4 levels to fit) — the direction recommendations
+  extrapolate in.
+
+Refits relax the ~4-points-per-parameter rule to 2 residual degrees of freedom (``parsimony=False``):
+otherwise small studies could never be validated.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ def leave_one_level_out(points: Points, form, *, loss: str = "auto") -> dict:
     for level in np.unique(values):
         test = values == level
         try:
-            fit = fit_points(points.take(~test), form, loss=loss)
+            fit = fit_points(points.take(~test), form, loss=loss, parsimony=False)
         except TaskDistillError as exc:
             levels.append({"level": float(level), "skipped": str(exc)})
             continue
@@ -56,12 +60,14 @@ def mild_to_severe(points: Points, form, *, loss: str = "auto", n_severe: int | 
     form = get_form(form)
     axis, values = _axis_values(points, form)
     levels = np.unique(values)  # ascending: for κ the first are the most severe, for D the last are the largest
-    n_severe = n_severe or max(1, math.ceil(len(levels) / 3))
+    if n_severe is None:
+        n_severe = math.ceil(len(levels) / 3)
+        n_severe = max(1, min(n_severe, len(levels) - 4))
     held = levels[:n_severe] if axis == "keep_fraction" else levels[-n_severe:]
     test = np.isin(values, held)
     out = {"check": "mild-to-severe", "axis": axis, "held_out": [float(v) for v in held]}
     try:
-        fit = fit_points(points.take(~test), form, loss=loss)
+        fit = fit_points(points.take(~test), form, loss=loss, parsimony=False)
     except TaskDistillError as exc:
         return {**out, "skipped": str(exc), **_summary([])}
     e = _errors(fit, points.take(test))
