@@ -18,21 +18,19 @@ def register(app: typer.Typer) -> None:
     app.add_typer(study_app, name="study")
 
 
-def _printer(console, total: int):
-    counter = {"n": 0}
-
+def _printer(console):
     def on_event(what: str, row: dict) -> None:
         if what == "start":
             console.print(f"[cyan]▶[/] {row['label']} [dim]({row['kind']} {row['key'][:8]})[/]")
         elif what == "done":
-            counter["n"] += 1
             console.print(f"[green]✓[/] {row['label']} [dim]{row.get('seconds') or 0:.1f} s[/]")
         elif what == "skip":
             console.print(f"[yellow]–[/] {row['label']} skipped: {row.get('error')}")
         elif what == "fail":
             console.print(f"[red]✗[/] {row['label']}: {row.get('error')}")
         elif what == "report":
-            console.print(f"[green]✓[/] laws + report [dim]{row['seconds']:.1f} s[/] → {row['artifact']}/report.html")
+            console.print(f"[green]✓[/] laws + report [dim]{row['seconds']:.1f} s[/] → "
+                          f"{row['artifact']}/report.html")
 
     return on_event
 
@@ -63,7 +61,7 @@ def run_cmd(
     folder = dir or Path("runs") / parsed.name
     started = time.time()
     summary = run_study(parsed, folder, executor=executor, address=address, num_cpus=num_cpus,
-                        on_event=_printer(console, 0))
+                        on_event=_printer(console))
     _finish(console, folder, summary, started)
 
 
@@ -82,7 +80,7 @@ def resume_cmd(
     console = Console()
     started = time.time()
     summary = resume_study(dir, executor=executor, address=address, num_cpus=num_cpus,
-                           on_event=_printer(console, 0))
+                           on_event=_printer(console))
     _finish(console, dir, summary, started)
 
 

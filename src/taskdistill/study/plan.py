@@ -103,7 +103,8 @@ def plan(spec: StudySpec) -> Plan:
     if spec.correction.enabled:
         fields = dict(spec.correction.training, dataset_size=spec.correction.dataset_size)
         root = p.add("correct", {"training": fields}, (teacher, data), "teacher correction")
-    evaluation = {"evaluation": spec.evaluation.model_dump(mode="json"), "knowledge": spec.knowledge.model_dump(mode="json")}
+    evaluation = {"evaluation": spec.evaluation.model_dump(mode="json"),
+                  "knowledge": spec.knowledge.model_dump(mode="json")}
     p.teacher_eval = p.add("evaluate", evaluation, (root, data), "evaluate teacher")
     p.runs.append(Run(content_hash(["teacher", p.teacher_eval]), p.teacher_eval, root, None, None, None, None,
                       1.0, 0, None, 0, is_teacher=True))
