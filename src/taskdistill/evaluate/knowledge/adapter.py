@@ -30,6 +30,12 @@ from lm_eval.models.utils_hf import stop_sequences_criteria
 PRECISIONS = ("float32", "bfloat16")
 
 
+def _score(logits, targets):
+    """Log-probability of each target token and whether it is the argmax (float32 softmax)."""
+    logits = logits.float()
+    return logits.gather(1, targets[:, None]).squeeze(1) - logits.logsumexp(-1), logits.argmax(-1) == targets
+
+
 class InMemoryLM(TemplateLM):
     """lm-eval ``LM`` for a model object already in memory.
 
@@ -136,12 +142,12 @@ class InMemoryLM(TemplateLM):
         out = body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
         cache = out.get("cache", None) or out.get("past_key_values", None)
         last = out.last_hidden_state[torch.arange(len(batch), device=device), lengths - 1]
-        first_logp = F.log_softmax(head(last).float(), dim=-1)  # predicts each continuation's first token
-
         conts = [(g, index, cont) for g, (_, items) in enumerate(batch) for index, cont in items]
+        owner = torch.tensor([g for g, _, _ in conts], device=device)
+        # each continuation's first token is predicted from its context's last position
+        first_ll, first_greedy = _score(head(last)[owner], torch.tensor([c[0] for _, _, c in conts], device=device))
         tail = max(len(cont) for _, _, cont in conts) - 1
         if tail > 0:  # run every continuation (minus its last token) on a copy of its context's cache
-            owner = torch.tensor([g for g, _, _ in conts], device=device)
             cache.reorder_cache(owner)
             cont_ids = torch.full((len(conts), tail), pad, dtype=torch.long, device=device)
             cont_len = torch.tensor([len(c) - 1 for _, _, c in conts], device=device)
@@ -153,15 +159,18 @@ class InMemoryLM(TemplateLM):
             cont_pos = lengths[owner][:, None] + torch.arange(tail, device=device)[None, :]
             hidden = body(input_ids=cont_ids, attention_mask=full_mask, position_ids=cont_pos,
                           use_cache=True, **{self._cache_arg(body): cache}).last_hidden_state
-        for row, (g, index, cont) in enumerate(conts):
-            target = torch.tensor(cont, device=device)
-            logp = first_logp[g][None, :]
-            if len(cont) > 1:
-                logp = torch.cat([logp, F.log_softmax(head(hidden[row, : len(cont) - 1]).float(), dim=-1)])
-            token_logp = logp.gather(1, target[:, None]).squeeze(1)
-            greedy = bool((logp.argmax(dim=-1) == target).all())
-            answer = (float(token_logp.sum()), greedy)
-            results[index] = answer
+            # one output-head product for every scored position of the batch (the head weight is read once)
+            keep = torch.cat([torch.arange(len(c) - 1, device=device) + row * tail
+                              for row, (_, _, c) in enumerate(conts)])
+            targets = torch.tensor([t for _, _, c in conts for t in c[1:]], device=device)
+            tail_ll, tail_greedy = _score(head(hidden.reshape(-1, hidden.shape[-1])[keep]), targets)
+        offset = 0
+        for row, (_, index, cont) in enumerate(conts):
+            n = len(cont) - 1
+            ll = float(first_ll[row]) + (float(tail_ll[offset : offset + n].sum()) if n else 0.0)
+            greedy = bool(first_greedy[row]) and (bool(tail_greedy[offset : offset + n].all()) if n else True)
+            offset += n
+            results[index] = (ll, greedy)
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         """Sum of token log-likelihoods of each string, in disjoint windows of the context length."""
