@@ -56,7 +56,7 @@ def full_report(tmp_path_factory):
 
 
 def test_every_plot_is_drawn_inline_and_nothing_is_fetched(full_report):
-    results, paths = full_report
+    _, paths = full_report
     page = paths["html"].read_text()
     for name in PLOTS:
         assert re.search(rf'<figure class="plot" data-plot="{name}"><svg', page), name

@@ -63,12 +63,12 @@ def inspect_page(page: Path, work: Path) -> dict:
     probed = work / f"probed-{page.name}"
     probed.write_text(page.read_text().replace("<head>", "<head>" + PROBE, 1))
     dom = run_chromium([f"--window-size={WIDTH},1000", "--dump-dom", probed.as_uri()], work / "profile-dom")
-    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.DOTALL)
     assert found, f"the probe did not run: {dom.stderr[-2000:]}"
     probe = json.loads(found.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
     # Chromium logs console messages as INFO:CONSOLE lines; net errors and uncaught exceptions land there too.
     console = re.findall(r':CONSOLE[^\]]*\] "(.*)", source', dom.stderr)
-    probe["errors"] += [m for m in console if re.search(r"Uncaught|Failed to load|net::ERR|error", m, re.I)]
+    probe["errors"] += [m for m in console if re.search(r"Uncaught|Failed to load|net::ERR|error", m, re.IGNORECASE)]
     shot = work / f"{page.stem}.png"
     height = int(probe["height"]) + 20
     run_chromium([f"--screenshot={shot}", f"--window-size={WIDTH},{height}", page.as_uri()], work / "profile-shot")

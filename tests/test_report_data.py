@@ -33,21 +33,21 @@ def study_rows(seed=0, supervisions=("label", "cot"), schedules=("iterative", "o
         a, alpha, chance, ref, counts = LAWS[metric]
         for sup in supervisions:
             for sched in schedules:
-                for D in dataset_sizes:
-                    scale = SUPERVISION_FACTOR[sup] * SCHEDULE_FACTOR[sched] * (1.2 if D < max(dataset_sizes) else 1.0)
+                for size in dataset_sizes:
+                    scale = SUPERVISION_FACTOR[sup] * SCHEDULE_FACTOR[sched] * (1.2 if size < max(dataset_sizes) else 1.0)
                     rows += rows_from_law("a1", {"a": a * scale, "alpha": alpha}, metric=metric, kappas=kappas,
-                                          dataset_sizes=(D,), supervisions=(sup,), schedules=(sched,), seeds=seeds,
+                                          dataset_sizes=(size,), supervisions=(sup,), schedules=(sched,), seeds=seeds,
                                           n=400, chance=chance, reference=ref, rng=rng, count=counts, noise=noise)
         rows.append(teacher_row(metric, ref, chance))
     return rows
 
 
 # -- tests of the plain-row tables -----------------------------------------------------------------
-import math  # noqa: E402
+import math
 
-import pytest  # noqa: E402
+import pytest
 
-from taskdistill.report import data as D  # noqa: E402
+from taskdistill.report import data as D
 
 
 def row(metric, value, kappa, sup="label", seed=0, chance=0.25, reference=0.75, params=None, D_=100):

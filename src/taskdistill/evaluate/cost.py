@@ -141,7 +141,7 @@ class PeakRSS:
     ``delta_mb`` (rise over the resident set at entry) are None where that is not possible.
     """
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self.peak_mb = self.delta_mb = None
         try:
             with open("/proc/self/clear_refs", "w") as fh:

@@ -39,7 +39,7 @@ def compute_results(observations: list[dict], runs: list[dict] | None = None, pr
     front = D.pareto_front([s for s in students if not s["teacher"]])
     results = {
         "version": version,
-        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "metrics": metrics, "teacher": teacher, "settings": settings, "students": students, "curves": curves,
         "gaps": fits.collapse_gaps(curves), "pareto": front,
         "recommendation": D.pick_observed(students, min_macro_f1, min_gk_retention, max_params, max_latency_ms),

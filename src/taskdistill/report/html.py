@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 
 from taskdistill.report.data import GK_AGGREGATE
 from taskdistill.report.plots import nice
@@ -41,7 +42,7 @@ def fmt(x, digits: int = 3) -> str:
     if isinstance(x, int):
         return f"{x:,}"
     if isinstance(x, float):
-        if x != x:
+        if math.isnan(x):
             return "–"
         if abs(x) >= 1e5:
             return f"{x / 1e6:.2f} M"

@@ -7,7 +7,7 @@ from taskdistill.report.plots import nice
 
 
 def _md_table(headers: list[str], rows: list[list]) -> list[str]:
-    cell = lambda c: fmt(c) if not isinstance(c, str) else c  # noqa: E731
+    cell = lambda c: fmt(c) if not isinstance(c, str) else c
     return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + [
         "| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
 
@@ -17,8 +17,8 @@ def render_markdown(results: dict) -> str:
     teacher = prov.get("teacher")
     teacher_name = (teacher.get("ref") or teacher.get("name")) if isinstance(teacher, dict) else teacher
     lines = [f"# taskdistill report — {prov.get('study', 'study')}", "",
-             f"Teacher {teacher_name or '–'}; {results['counts']['students']} students evaluated "
-             f"({results['counts']['runs']} runs in the store). Full page: `report.html`; numbers: `results.json`.", ""]
+             (f"Teacher {teacher_name or '–'}; {results['counts']['students']} students evaluated "
+              f"({results['counts']['runs']} runs in the store). Full page: `report.html`; numbers: `results.json`."), ""]
 
     rec = results["recommendation"]
     cons = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in rec["constraints"].items() if v is not None)
@@ -38,9 +38,9 @@ def render_markdown(results: dict) -> str:
     if law and law.get("recommended"):
         e = law["recommended"]
         preds = ", ".join(f"{nice(m)} {p['value']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]" for m, p in e["predicted"].items())
-        lines += ["", f"From the fitted laws ({e['family']}): κ = {e['keep_fraction']:g}, D = {e['dataset_size']:g}, "
-                      f"{e.get('supervision')} · {e.get('method')} · {e.get('schedule')}: {preds}; "
-                      f"P(meet every constraint) = {e['p_meet']:.2f}."]
+        lines += ["", (f"From the fitted laws ({e['family']}): κ = {e['keep_fraction']:g}, D = {e['dataset_size']:g}, "
+                       f"{e.get('supervision')} · {e.get('method')} · {e.get('schedule')}: {preds}; "
+                       f"P(meet every constraint) = {e['p_meet']:.2f}.")]
         if law.get("next_run"):
             lines.append("Next run to sample: " + ", ".join(f"{k} = {v}" for k, v in law["next_run"].items()) + ".")
     elif law:

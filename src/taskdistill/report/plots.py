@@ -17,7 +17,7 @@ NICE = {"task_macro_f1": "in-domain macro-F1", "task_accuracy": "in-domain accur
 
 
 def nice(metric: str) -> str:
-    return NICE.get(metric) or (metric[3:] if metric.startswith("gk_") else metric)
+    return NICE.get(metric) or (metric.removeprefix("gk_"))
 
 
 def _plt():
