@@ -121,7 +121,7 @@ def _row(**over):
     ({"value": 1.3}, "value 1.3 outside \\[0, 1\\]; give accuracies and macro-F1 as fractions"),
     ({"keep_fraction": 1.5}, "keep_fraction 1.5 outside \\(0, 1\\]"),
     ({"correct": 120}, "correct=120 outside \\[0, n=100\\]"),
-    ({"chance": 0.9, "reference": 0.9}, "need 0 ≤ chance < reference ≤ 1"),
+    ({"chance": 1.0}, "both must be fractions in \\[0, 1\\] \\(chance < 1\\)"),
     ({"n": "many"}, "n='many', which is not a number"),
 ])
 def test_bad_rows_get_one_clear_line(over, message):
@@ -178,6 +178,14 @@ def test_study_folder_is_read_through_the_store(tmp_path):
     fit = fit_points(points(loaded, "gk_aggregate"), "a1")
     direct = fit_points(points(validate_rows(rows), "gk_aggregate"), "a1")  # the same rows, no store
     assert fit.params == pytest.approx(direct.params, rel=1e-6)  # row order differs: optimiser tolerance
+
+
+def test_a_teacher_at_chance_is_refused_for_that_metric():
+    rows = validate_rows(rows_from_law("a1", {"a": 0.05, "alpha": 1.5}, metric="m", kappas=KAPPAS, rng=0))
+    for r in rows:
+        r["reference"] = 0.2  # below chance 0.25
+    with pytest.raises(TaskDistillError, match="m: the reference \\(teacher, 0.2\\) is not above chance \\(0.25\\)"):
+        fit_points(points(rows, "m"), "a1")
 
 
 def test_students_all_above_the_reference_are_refused_with_the_fix():

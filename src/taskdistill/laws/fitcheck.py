@@ -25,6 +25,11 @@ def min_points(n_params: int) -> int:
 def check_data(points, form) -> None:
     """Refuse data that mixes slices, lacks levels, shows no trend or sits at chance everywhere."""
     name = points.metric
+    low = points.reference <= points.chance
+    if low.any():
+        raise TaskDistillError(f"{name}: the reference (teacher, {points.reference[low][0]:.3g}) is not above chance "
+                               f"({points.chance[low][0]:.3g}), so retention is undefined: use the corrected teacher "
+                               "as reference (enable correction in the study spec)")
     for field in _SLICE[form.name]:
         values = np.unique(getattr(points, field))
         if len(values) > 1:

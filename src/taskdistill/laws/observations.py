@@ -122,9 +122,10 @@ def _check(r: dict, i: int, origin: str) -> None:
         raise TaskDistillError(f"{where} has n={r['n']:g}; n is the number of evaluated items (≥ 1)")
     if r["correct"] is not None and not 0 <= r["correct"] <= r["n"]:
         raise TaskDistillError(f"{where} has correct={r['correct']:g} outside [0, n={r['n']:g}]")
-    if not 0.0 <= r["chance"] < 1.0 or not r["chance"] < r["reference"] <= 1.0:
+    if not 0.0 <= r["chance"] < 1.0 or not 0.0 <= r["reference"] <= 1.0:
         raise TaskDistillError(f"{where} has chance {r['chance']:g} and reference {r['reference']:g}; "
-                               "need 0 ≤ chance < reference ≤ 1 (a teacher at chance leaves nothing to retain)")
+                               "both must be fractions in [0, 1] (chance < 1)")
+    # reference ≤ chance (a teacher at chance) is refused per metric at fit time (fitcheck.check_data)
 
 
 @dataclass(frozen=True)
