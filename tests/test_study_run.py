@@ -238,6 +238,7 @@ def test_correction_cot_lora_with_data_rationales(tmp_path, monkeypatch):
     by_kind = {r["kind"]: r for r in rows.values()}
     assert json.loads(by_kind["traces"]["result"]) == {"traces": 8, "source": "data"}
     assert json.loads(by_kind["prune"]["deps"])[0] == by_kind["correct"]["key"]  # the corrected teacher is pruned
+    assert json.loads(by_kind["traces"]["deps"])[0] == by_kind["teacher"]["key"]  # traces: the uncorrected one
     store = Store(tmp_path / "s" / STORE_NAME)
     runs = store.runs()
     assert len(runs) == 3 and {r["schedule"] for r in runs} == {None, "iterative", "oneshot"}

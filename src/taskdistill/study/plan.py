@@ -6,7 +6,7 @@ the teacher to the first κ (shared by every branch), and the intermediate prune
 students of an iterative schedule (a one-shot κ₁ student *is* the iterative κ₁ student).
 
 Step kinds: ``data`` (load, split, nested subsets, calibration set), ``teacher`` (resolve + fingerprint),
-``correct`` (teacher correction), ``traces`` (CoT traces for the largest dataset size), ``prune``,
+``correct`` (teacher correction), ``traces`` (CoT traces for the largest dataset size, by the uncorrected teacher), ``prune``,
 ``recover`` (distillation), ``evaluate`` (in-domain + general knowledge + cost).
 """
 
@@ -110,8 +110,10 @@ def plan(spec: StudySpec) -> Plan:
                       1.0, 0, None, 0, is_teacher=True))
     traces = None
     if any(s in TRACE_SUPERVISIONS for s in axes.supervision):
+        # written by the uncorrected instruction-tuned teacher: a label-format correction teaches it to answer
+        # [[Label]] at once, without the rationale a trace needs (docs/distillation.md, "Teacher signals")
         traces = p.add("traces", {"dataset_size": max(axes.dataset_sizes), **spec.traces.model_dump(mode="json")},
-                       (root, data), "CoT traces")
+                       (teacher, data), "CoT traces")
     gate_on = spec.early_stop.min_gk_retention is not None
     for schedule in axes.schedules:
         for size in axes.dataset_sizes:
