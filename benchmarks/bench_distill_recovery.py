@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cot-eval", type=int, default=0, help="max new tokens of a generate-then-score eval (0: off)")
     ap.add_argument("--runs", default="label,kl,cot,cot_kl,blended")
+    ap.add_argument("--bf16", choices=("auto", "on", "off"), default="off", help="autocast of the recovery runs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -103,7 +104,7 @@ def main() -> None:
                 method=method, supervision=supervision, max_steps=args.steps, batch_size=args.batch_size,
                 lr=1e-4 if method == "logit" else 1e-3, warmup_ratio=0.0, dataset_size=min(args.dataset_size, len(traced))
                 if supervision != "label" and supervision != "kl" else args.dataset_size, lam=0.5, temperature=1.0,
-                top_k=64, seed=0,
+                top_k=64, seed=0, bf16={"auto": "auto", "on": True, "off": False}[args.bf16],
             )
             t0 = time.perf_counter()
             student, report = distill(copy.deepcopy(pruned), tok, train, config, teacher=corrected,
