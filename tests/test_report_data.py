@@ -63,7 +63,7 @@ def test_settings_table_means_sd_and_retention_by_hand():
     assert s["value_sd"] == pytest.approx(0.1)  # sample sd of 0.5, 0.6, 0.7
     assert s["retention"] == pytest.approx((0.6 - 0.25) / (0.75 - 0.25))
     assert s["retentions"] == pytest.approx([0.5, 0.7, 0.9])
-    assert D.retention(0.3, 0.3, 0.3) is None  # a teacher at chance: undefined
+    assert D.retention(0.3, 0.3, 0.3) is None and D.retention(0.5, 0.3, 0.2) is None  # teacher not above chance
 
 
 def test_students_join_metrics_and_average_gk_retention_without_aggregate():

@@ -25,8 +25,9 @@ def group_label(row: dict) -> str:
 
 
 def retention(value, chance, reference) -> float | None:
-    """Chance-normalised q = (value − chance) / (reference − chance); None when undefined."""
-    if value is None or chance is None or reference is None or reference == chance:
+    """Chance-normalised q = (value − chance) / (reference − chance); None when undefined (a reference
+    not above chance leaves nothing to retain)."""
+    if value is None or chance is None or reference is None or float(reference) <= float(chance):
         return None
     return (float(value) - float(chance)) / (float(reference) - float(chance))
 

@@ -56,7 +56,11 @@ def _grid(n: int, width: float = 4.2, height: float = 3.2, cols: int = 3):
 
 
 def _kappa_axis(ax) -> None:
-    ax.set_xlim(1.03, 0.0)  # compression grows to the right
+    """κ from 1 (left) to a little below the smallest plotted κ: compression grows to the right."""
+    xs = [float(x) for line in ax.get_lines() if line.get_marker() not in (None, "None", "")
+          for x in line.get_xdata()]
+    low = min([x for x in xs if x < 1.0] or [0.5])
+    ax.set_xlim(1.03, max(0.0, low - 0.08))
     ax.set_xlabel("keep fraction κ  (→ more compression)")
 
 
@@ -139,9 +143,10 @@ def fig_gk(settings, curves, metrics):
 
 def fig_collapse(settings, curves, gaps, in_domain="task_macro_f1", gk=GK_AGGREGATE):
     """In-domain and GK retention on one axis per group; the shaded span is the collapse gap."""
-    have = {s["metric"] for s in settings if not s["teacher"]}
+    have = {s["metric"] for s in settings if not s["teacher"] and s["retention"] is not None}
     if in_domain not in have or gk not in have:
-        return None, f"the collapse gap needs both {in_domain} and {gk} observations"
+        return None, (f"the collapse gap needs the retention of both {in_domain} and {gk}; a metric whose teacher "
+                      "reference is not above chance has none (enable teacher correction in the study spec)")
     groups = sorted({group_label(s) for s in settings if s["metric"] == in_domain and not s["teacher"]})
     gap_of = {g["label"]: g for g in gaps}
     fig, axes = _grid(len(groups), cols=4, width=3.6)
