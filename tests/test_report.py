@@ -95,7 +95,7 @@ def test_missing_plots_are_explained_not_dropped(tmp_path):
         r["params"] = r["latency_ms"] = None
     results = build.compute_results(rows, [], {"study": "s"}, bootstrap=0)
     page = build.write_outputs(results, tmp_path / "r.html")["html"].read_text()
-    for name, why in (("gk", "no general-knowledge"), ("collapse", "needs both"), ("dataset_size", "single dataset"),
+    for name, why in (("gk", "no general-knowledge"), ("collapse", "needs the retention of both"), ("dataset_size", "single dataset"),
                       ("schedule", "single schedule"), ("pareto", "no student has both a cost")):
         assert re.search(rf'class="no-data" data-plot="{name}"><b>No plot:</b>[^<]*{why}', page), name
     assert 'data-plot="in_domain"><svg' in page
