@@ -46,7 +46,7 @@ def magnitude_importance(model) -> Importance:
     """Torch-Pruning's group magnitude criterion (p=2, mean over the coupled layers) as an Importance."""
     cfg, layers = model.config, model.model.layers
     d = cfg.head_dim
-    sq = lambda w, dim: w.detach().float().pow(2).sum(dim)  # noqa: E731
+    sq = lambda w, dim: w.detach().float().pow(2).sum(dim)
     neurons = torch.stack([(sq(l.mlp.gate_proj.weight, 1) + sq(l.mlp.up_proj.weight, 1) + sq(l.mlp.down_proj.weight, 0)) / 3
                            for l in layers])
     heads = torch.stack([(sq(l.self_attn.q_proj.weight, 1).reshape(-1, d).sum(1)
@@ -95,7 +95,7 @@ def timing(args):
     texts = calibration(256)
     os.environ["TASKDISTILL_HOME"] = tempfile.mkdtemp(prefix="bench-prune-")  # fresh importance cache
     start, cpu = time.perf_counter(), time.process_time()
-    pruned, report = prune(model, tok, 0.5, texts, axes="width")
+    _, report = prune(model, tok, 0.5, texts, axes="width")
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     tokens = sum(len(tok(t)["input_ids"]) for t in texts)
     out = {"wall_seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "calib_texts": len(texts), "calib_tokens": tokens,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 from taskdistill.errors import TaskDistillError
 from taskdistill.prune.api import PruneReport, prune
@@ -47,7 +48,7 @@ def parse_schedule(spec: str | float | list) -> list[float]:
     for v in values:
         if not 0 < v <= 1:
             raise TaskDistillError(f"keep fraction {v} in schedule {spec!r} is outside (0, 1]")
-    if any(b >= a for a, b in zip(values, values[1:])):
+    if any(b >= a for a, b in pairwise(values)):
         raise TaskDistillError(f"schedule {spec!r} must be strictly decreasing")
     return values
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from taskdistill.errors import TaskDistillError
-from taskdistill.prune.params import check_supported, config_parameters, head_dim, layer_parameters
+from taskdistill.prune.params import (
+    check_supported,
+    config_parameters,
+    head_dim,
+    layer_parameters,
+)
 
 AXES = ("width", "depth", "mixed")
 TOLERANCE = 0.01

@@ -69,6 +69,29 @@ def target_config(config, target: TargetShape, layers: list[int]):
     return type(config).from_dict(values)
 
 
+# per-layer tensor → (rows kept, columns kept, scaled by sqrt(h/h')); "hid" = hidden channels
+SLICES = {
+    "input_layernorm.weight": ("hid", None, True),
+    "post_attention_layernorm.weight": ("hid", None, True),
+    "self_attn.q_proj.weight": ("q", "hid", False),
+    "self_attn.q_proj.bias": ("q", None, False),
+    "self_attn.k_proj.weight": ("kv", "hid", False),
+    "self_attn.k_proj.bias": ("kv", None, False),
+    "self_attn.v_proj.weight": ("kv", "hid", False),
+    "self_attn.v_proj.bias": ("kv", None, False),
+    "self_attn.o_proj.weight": ("hid", "q", False),
+    "self_attn.o_proj.bias": ("hid", None, False),
+    "self_attn.q_norm.weight": (None, None, False),
+    "self_attn.k_norm.weight": (None, None, False),
+    "mlp.gate_proj.weight": ("mlp", "hid", False),
+    "mlp.gate_proj.bias": ("mlp", None, False),
+    "mlp.up_proj.weight": ("mlp", "hid", False),
+    "mlp.up_proj.bias": ("mlp", None, False),
+    "mlp.down_proj.weight": ("hid", "mlp", False),
+    "mlp.down_proj.bias": ("hid", None, False),
+}
+
+
 def sliced_state(model, keep: dict) -> dict[str, torch.Tensor]:
     """The pruned state dict, keyed for the new model (layers renumbered)."""
     cfg = model.config
@@ -86,32 +109,16 @@ def sliced_state(model, keep: dict) -> dict[str, torch.Tensor]:
         src, dst = f"{prefix}layers.{old}.", f"{prefix}layers.{new}."
         q_heads, kv_groups = keep["heads"][new]
         q_rows, kv_rows, neurons = _rows(q_heads, d), _rows(kv_groups, d), keep["neurons"][new]
-        rules = {
-            "input_layernorm.weight": lambda w: w[hid] * scale,
-            "post_attention_layernorm.weight": lambda w: w[hid] * scale,
-            "self_attn.q_proj.weight": lambda w: w[q_rows][:, hid],
-            "self_attn.q_proj.bias": lambda w: w[q_rows],
-            "self_attn.k_proj.weight": lambda w: w[kv_rows][:, hid],
-            "self_attn.k_proj.bias": lambda w: w[kv_rows],
-            "self_attn.v_proj.weight": lambda w: w[kv_rows][:, hid],
-            "self_attn.v_proj.bias": lambda w: w[kv_rows],
-            "self_attn.o_proj.weight": lambda w: w[hid][:, q_rows],
-            "self_attn.o_proj.bias": lambda w: w[hid],
-            "self_attn.q_norm.weight": lambda w: w,
-            "self_attn.k_norm.weight": lambda w: w,
-            "mlp.gate_proj.weight": lambda w: w[neurons][:, hid],
-            "mlp.gate_proj.bias": lambda w: w[neurons],
-            "mlp.up_proj.weight": lambda w: w[neurons][:, hid],
-            "mlp.up_proj.bias": lambda w: w[neurons],
-            "mlp.down_proj.weight": lambda w: w[hid][:, neurons],
-            "mlp.down_proj.bias": lambda w: w[hid],
-        }
+        rows = {"q": q_rows, "kv": kv_rows, "mlp": neurons, "hid": hid, None: None}
         for name, tensor in state.items():
             if name.startswith(src):
                 rest = name[len(src):]
-                if rest not in rules:
+                if rest not in SLICES:
                     raise TaskDistillError(f"pruning does not know how to slice {name}; unsupported layout")
-                out[dst + rest] = rules[rest](tensor).clone()
+                row, col, scaled = SLICES[rest]
+                piece = tensor if row is None else tensor[rows[row]]
+                piece = piece if col is None else piece[:, rows[col]]
+                out[dst + rest] = (piece * scale if scaled else piece).clone()
     return out
 
 
