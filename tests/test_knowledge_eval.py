@@ -192,7 +192,7 @@ def test_hub_mapping_and_defaults(monkeypatch):
 
     declared = set()  # every hub name is a task or group that lm-eval's own configs declare
     for config in Path(lm_eval.tasks.__file__).parent.rglob("*yaml*"):
-        declared.update(re.findall(r"^(?:task|group): *\"?([\w.-]+)\"?\s*$", config.read_text(errors="ignore"), re.M))
+        declared.update(re.findall(r"^(?:task|group): *\"?([\w.-]+)\"?\s*$", config.read_text(errors="ignore"), re.MULTILINE))
     assert set(hub.values()) <= declared
     monkeypatch.setenv("TASKDISTILL_BENCHMARKS_DIR", "/somewhere")
     assert tasks.default_benchmarks() == ["arc_easy", "piqa", "hellaswag", "mmlu_cloze"]

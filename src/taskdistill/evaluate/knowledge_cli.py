@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,18 +25,18 @@ HELP = (
 
 def knowledge_cmd(
     model: str = typer.Argument(..., help="Model: built-in name, HF folder, .gguf file or hub id."),
-    benchmarks: Optional[str] = typer.Option(
+    benchmarks: str | None = typer.Option(
         None, "--benchmarks", "-b", help="Comma-separated benchmark names (default: see above)."
     ),
     limit: int = typer.Option(300, "--limit", min=1, help="Items per benchmark (a fixed stratified subset)."),
     all_items: bool = typer.Option(False, "--all", help="Use every item of each benchmark (ignores --limit)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the subsets (keep it fixed across a study)."),
-    reference: Optional[Path] = typer.Option(
+    reference: Path | None = typer.Option(
         None, "--reference", help="Teacher accuracies: a saved --json report or {\"benchmark\": acc}."
     ),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Contexts per forward pass."),
     bf16: bool = typer.Option(False, "--bf16", help="Run under bfloat16 autocast (faster on CPUs with bf16 units)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this JSON file."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report to this JSON file."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Evaluate again even when a cached result exists."),
 ) -> None:
     from rich.console import Console
@@ -45,7 +44,12 @@ def knowledge_cmd(
 
     from taskdistill.cache import atomic_write_json
     from taskdistill.errors import TaskDistillError
-    from taskdistill.evaluate.knowledge import check_benchmarks, evaluate_knowledge, load_reference, tasks
+    from taskdistill.evaluate.knowledge import (
+        check_benchmarks,
+        evaluate_knowledge,
+        load_reference,
+        tasks,
+    )
 
     names = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else tasks.default_benchmarks()
     if not names:

@@ -4,9 +4,22 @@
 Names: probe, arc_easy, arc_challenge, hellaswag, piqa, mmlu, mmlu_cloze, mmlu_pro, triviaqa, jsonl:PATH.
 """
 
-from taskdistill.evaluate.knowledge.api import check_benchmarks, evaluate_knowledge, load_reference
-from taskdistill.evaluate.knowledge.retention import BenchmarkResult, KnowledgeReport, retention
-from taskdistill.evaluate.knowledge.tasks import BENCHMARKS, HUB_TASKS, default_benchmarks, probe_path
+from taskdistill.evaluate.knowledge.api import (
+    check_benchmarks,
+    evaluate_knowledge,
+    load_reference,
+)
+from taskdistill.evaluate.knowledge.retention import (
+    BenchmarkResult,
+    KnowledgeReport,
+    retention,
+)
+from taskdistill.evaluate.knowledge.tasks import (
+    BENCHMARKS,
+    HUB_TASKS,
+    default_benchmarks,
+    probe_path,
+)
 
 __all__ = [
     "BENCHMARKS",

@@ -14,7 +14,6 @@ import inspect
 from collections import defaultdict
 
 import torch
-import torch.nn.functional as F
 from lm_eval import utils as lm_utils
 from lm_eval.api.model import TemplateLM
 from lm_eval.models.utils import (
@@ -25,7 +24,6 @@ from lm_eval.models.utils import (
     resolve_max_length,
 )
 from lm_eval.models.utils_hf import stop_sequences_criteria
-
 
 PRECISIONS = ("float32", "bfloat16")
 

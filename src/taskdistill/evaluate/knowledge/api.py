@@ -169,7 +169,7 @@ def summarise(item: tasks.Resolved, samples: list[dict]) -> BenchmarkResult:
     n = len(scores)
     return BenchmarkResult(
         name=item.name, acc=sum(scores) / n, acc_norm=(sum(norms) / n) if norms else None,
-        correct=int(round(sum(scores))), n=n, stderr=mean_stderr(scores), chance=chance_level(choices),
+        correct=round(sum(scores)), n=n, stderr=mean_stderr(scores), chance=chance_level(choices),
         formulation=item.formulation,
     )
 

@@ -185,8 +185,7 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict]]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        for number, row in enumerate(pq.read_table(path).to_pylist(), start=1):
-            yield number, row
+        yield from enumerate(pq.read_table(path).to_pylist(), start=1)
     else:
         yield from iter_jsonl(path)
 
