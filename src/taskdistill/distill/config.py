@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from taskdistill.cache import content_hash
 from taskdistill.errors import TaskDistillError, did_you_mean
@@ -52,25 +52,16 @@ class DistillConfig(BaseModel):
     max_bad_steps: int = Field(10, ge=1, description="stop after this many non-finite (skipped) steps")
     logit_chunk: int = Field(1024, ge=1, description="supervised positions per lm_head chunk")
 
-    @field_validator("method")
+    @field_validator("method", "supervision", "kl")
     @classmethod
-    def _method(cls, value: str) -> str:
-        if value not in METHODS:
-            raise did_you_mean(value, METHODS, "method")
-        return value
-
-    @field_validator("supervision")
-    @classmethod
-    def _supervision(cls, value: str) -> str:
-        if value not in SUPERVISIONS:
-            raise did_you_mean(value, SUPERVISIONS, "supervision")
-        return value
-
-    @field_validator("kl")
-    @classmethod
-    def _kl(cls, value: str) -> str:
-        if value not in KL_KINDS:
-            raise did_you_mean(value, KL_KINDS, "KL kind")
+    def _known(cls, value: str, info: ValidationInfo) -> str:
+        choices, what = {
+            "method": (METHODS, "method"),
+            "supervision": (SUPERVISIONS, "supervision"),
+            "kl": (KL_KINDS, "KL kind"),
+        }[info.field_name]
+        if value not in choices:
+            raise did_you_mean(value, choices, what)
         return value
 
     @model_validator(mode="after")
