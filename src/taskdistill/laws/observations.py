@@ -57,11 +57,8 @@ def load_rows(source: str | Path, study: str | None = None) -> list[dict]:
 
 
 def _rows_from_store(path: Path, study: str | None) -> list[dict]:
-    try:
-        from taskdistill.study.run import open_store
-    except ImportError:
-        raise TaskDistillError("this installation has no study store; export the study with "
-                               "`taskdistill study export` and pass the CSV/JSON file instead") from None
+    from taskdistill.study.run import open_store
+
     store = open_store(path)
     try:
         rows = store.observations(study)
