@@ -14,6 +14,7 @@ paper's parameters in the data's own units.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -40,7 +41,7 @@ class Design:
 
 
 @dataclass
-class Form:
+class Form(ABC):
     name: str
     axis: str  # "kappa", "D" or "joint": what a level-out validation leaves out
     space: str  # transformed value the Huber / least-squares losses use: "neglog" (−log q) or "identity" (q)
@@ -49,21 +50,21 @@ class Form:
 
     # Every family implements names, bounds, q and natural; linear-in-coefficient families also
     # phi_grid / basis / assemble (variable projection), the others grid.
+    @abstractmethod
     def names(self, X: Design) -> list[str]:
         """Names of the fit coordinates u."""
-        raise NotImplementedError
 
+    @abstractmethod
     def bounds(self, X: Design) -> list[tuple[float, float]]:
         """L-BFGS-B search bounds of u."""
-        raise NotImplementedError
 
+    @abstractmethod
     def q(self, u, X: Design):
         """Retention q (n,) at the design rows and its Jacobian dq/du (n, k)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def natural(self, u, X: Design, scales, levels) -> dict:
         """The paper's parameters, in the data's units."""
-        raise NotImplementedError
 
     def inactive(self, u, X: Design) -> set[int]:
         """Indices of fit coordinates left undetermined because their term vanished (coefficient → 0)."""
@@ -75,15 +76,15 @@ class Form:
 
     def basis(self, phi, X: Design):
         """(basis (n, m), offset, nonneg): the transformed value is basis @ coef + offset for fixed φ."""
-        raise NotImplementedError
+        raise TypeError(f"{self.name} has no linear part")
 
     def assemble(self, phi, coef, X: Design) -> np.ndarray:
         """Fit coordinates u from φ and the linear coefficients."""
-        raise NotImplementedError
+        raise TypeError(f"{self.name} has no linear part")
 
     def grid(self, X: Design) -> list[np.ndarray]:
         """Starts for forms without a linear part."""
-        raise NotImplementedError
+        raise TypeError(f"{self.name} has no start grid")
 
     def n_params(self, X: Design) -> int:
         return len(self.names(X))
