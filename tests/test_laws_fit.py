@@ -190,5 +190,5 @@ def test_students_all_above_the_reference_are_refused_with_the_fix():
                                        reference=0.5, chance=0.1))
     for r in rows:  # every student beats the uncorrected teacher
         r["reference"] = 0.3
-    with pytest.raises(NotIdentifiable, match="at or above its reference .*enable correction"):
+    with pytest.raises(NotIdentifiable, match="at or above its reference .*within 2 standard errors.*enable correction"):
         fit_points(points(rows, "m"), "a1")

@@ -51,8 +51,9 @@ def check_data(points, form) -> None:
                               f"({value[0]:g}); the data show no trend for a law to describe")
     if form.name != "b1" and np.all(value >= points.reference - 2 * np.sqrt(value * (1 - value) / points.n)):
         raise NotIdentifiable(f"not identifiable: every point of {name} is at or above its reference (the teacher, "
-                              f"{np.mean(points.reference):.3g}); there is no decline for a law to describe: use the "
-                              "corrected teacher as reference (enable correction in the study spec)")
+                              f"{np.mean(points.reference):.3g}) within 2 standard errors; there is no measurable "
+                              "decline for a law to describe: evaluate on more test items, add more severe keep "
+                              "fractions, or enable correction in the study spec if the teacher is uncorrected")
     se = np.sqrt(points.chance * (1 - points.chance) / points.n)
     if np.all(value - points.chance <= 2 * se):
         raise NotIdentifiable(f"not identifiable: every point of {name} is at chance (within 2 standard errors); "
