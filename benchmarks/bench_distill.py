@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import resource
 import subprocess
 import sys
@@ -229,7 +230,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", default=",".join(TRAINERS), help="comma-separated trainers to run")
     ap.add_argument("--one", choices=TRAINERS, help=argparse.SUPPRESS)
-    ap.add_argument("--tmp", default="/tmp/taskdistill-bench-distill")
+    ap.add_argument("--tmp", default=os.path.join(tempfile.gettempdir(), "taskdistill-bench-distill"))
     args = ap.parse_args()
     if args.one:
         return one(args)
