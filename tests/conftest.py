@@ -58,3 +58,14 @@ def tiny():
     from tiny import tiny_model, tiny_tokenizer
 
     return tiny_model, tiny_tokenizer
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest single-threaded on a shared CPU; the setting is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -17,6 +17,9 @@ CONTEXTS = {
 }
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 def _requests():
     return [
         Instance("loglikelihood", {}, (ctx, cont), i)
@@ -114,13 +117,6 @@ def test_sampling_requests_are_refused(tiny):
         lm.generate_until([Instance("generate_until", {}, ("x", {"until": ["."], "do_sample": True}), 0)])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded on a shared CPU; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_bfloat16_autocast_stays_close_to_float32(tiny):

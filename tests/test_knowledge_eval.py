@@ -14,6 +14,9 @@ from taskdistill.evaluate.knowledge.retention import stratified_subset
 WORDS = ["Paris", "Berlin", "earnings", "guidance", "buyback", "water", "boils", "capital", "deal", "shares"]
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 def _jsonl(path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -48,12 +51,6 @@ def bench_dir(tmp_path, monkeypatch):
     return root
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _choice_logprob(model, tok, context, choice):
