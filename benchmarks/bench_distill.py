@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 TRAINERS = ("ours_cached", "ours_online", "trl_gkd", "hf_trainer_kd", "ours_cached_bf16")
@@ -181,7 +181,9 @@ def run_hf(args) -> dict:
     tok = tokenizer()
     data = task(args.batch_size * (args.steps + 1))
     timer = Timer()
-    from trl.experimental.utils import DataCollatorForChatML  # the same tokenisation as the TRL run
+    from trl.experimental.utils import (
+        DataCollatorForChatML,  # the same tokenisation as the TRL run
+    )
 
     class KDTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

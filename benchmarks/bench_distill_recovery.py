@@ -83,8 +83,10 @@ def main() -> None:
 
     corr_cfg = DistillConfig(supervision="label", method="logit", max_steps=args.correct_steps,
                              batch_size=args.batch_size, lr=5e-5, warmup_ratio=0.0, dataset_size=args.correct_steps * args.batch_size)
-    corrected, corr = correct_teacher(teacher, tok, train, corr_cfg, eval_data=split.test, progress=False)
-    save(correction={**corr, "knowledge": knowledge(corrected, tok, reference)})
+    before = indomain(teacher, tok)
+    corrected, corr = correct_teacher(teacher, tok, train, corr_cfg, progress=False)
+    save(correction={**corr, "before": before, "after": indomain(corrected, tok),
+                     "knowledge": knowledge(corrected, tok, reference)})
 
     # Traces come from the uncorrected instruct teacher: label-format correction makes a model answer
     # "[[Label]]" at once, leaving no rationale (measured: docs/distillation.md).

@@ -45,7 +45,7 @@ def main() -> None:
 
     real = ["arc_easy", "piqa", "hellaswag"]
     teacher, tok = load_model(args.model)
-    tweets = load_task_data(str(settings.data_dir() / "twitter_financial_news_topic" / "topic_train.csv"))
+    tweets = load_task_data(str(settings.benchmarks_dir() / "twitter_financial_news_topic" / "topic_train.csv"))
     calib = [ex.text for ex in tweets.examples[: args.calib]]
 
     def evaluate(model, reference=None):

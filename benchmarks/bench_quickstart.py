@@ -53,7 +53,7 @@ def main() -> None:
     if proc.returncode != 0:
         sys.exit(f"quickstart failed with exit code {proc.returncode}")
 
-    from taskdistill.study.run import open_store
+    from taskdistill.study.store import open_store
     from taskdistill.study.views import KINDS
 
     store = open_store(folder)

@@ -15,20 +15,18 @@ def test_atomic_dir_commits_on_success(tmp_path):
 
 
 def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
-    with pytest.raises(RuntimeError):
-        with atomic_dir(tmp_path / "out") as tmp:
-            (tmp / "a.txt").write_text("1")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "a.txt").write_text("1")
+        raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_atomic_dir_replaces_existing_only_when_complete(tmp_path):
     with atomic_dir(tmp_path / "out") as tmp:
         (tmp / "v").write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_dir(tmp_path / "out") as tmp:
-            (tmp / "v").write_text("new")
-            raise RuntimeError
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "v").write_text("new")
+        raise RuntimeError
     assert (tmp_path / "out" / "v").read_text() == "old"
     with atomic_dir(tmp_path / "out") as tmp:
         (tmp / "v").write_text("new")

@@ -98,8 +98,8 @@ def test_numbers_agree_with_the_event_direction():
 
 def test_two_event_headlines_are_labelled_by_their_lead_clause(monkeypatch):
     monkeypatch.setattr(T, "COMPOSITE_RATE", 1.0)
-    beat = re.compile(r"beats|tops|better-than-expected", re.I)
-    raise_ = re.compile(r"raises \d{4} outlook|lifts full-year|boosts \d{4} guidance", re.I)
+    beat = re.compile(r"beats|tops|better-than-expected", re.IGNORECASE)
+    raise_ = re.compile(r"raises \d{4} outlook|lifts full-year|boosts \d{4} guidance", re.IGNORECASE)
     seen = Counter()
     for i in range(400):
         label = ("Earnings Beat", "Guidance Raise")[i % 2]

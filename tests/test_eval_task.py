@@ -11,9 +11,13 @@ from tiny import ARCHS, tiny_model, tiny_tokenizer
 from taskdistill.data.schema import Example, TaskData
 from taskdistill.errors import TaskDistillError
 from taskdistill.evaluate import task
-from taskdistill.evaluate.generate import generate_texts
-from taskdistill.evaluate.scoring import _Block, score_continuations, shared_prefix_length
+from taskdistill.evaluate.scoring import (
+    _Block,
+    score_continuations,
+    shared_prefix_length,
+)
 from taskdistill.models import prompts
+from taskdistill.models.generate import generate_texts
 
 # label continuations of 1–9 tokens, sharing prefixes ("[[", "[[Guidance ") in the prefix tree
 LABELS = ["Buyback", "Earnings beat", "Guidance cut", "Guidance raise", "M&A announced", "x"]

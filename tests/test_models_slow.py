@@ -8,8 +8,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_teacher_knows_the_capital_of_france(teacher_path):
-    from taskdistill.evaluate.generate import generate_texts
     from taskdistill.models import prompts
+    from taskdistill.models.generate import generate_texts
     from taskdistill.models.load import load_model
 
     model, tok = load_model(str(teacher_path))

@@ -119,8 +119,7 @@ def test_parse_count():
 def make_store(folder, rows):
     """A study store holding ``rows`` (observations) through the store's own write API."""
     from taskdistill.study.plan import Plan, Run, Step
-    from taskdistill.study.run import STORE_NAME
-    from taskdistill.study.store import Store
+    from taskdistill.study.store import STORE_NAME, Store
 
     plan = Plan(study="syn", spec_hash="h0", teacher_eval="teach")
     keys = sorted({(r["supervision"], r["method"], r["schedule"], r["keep_fraction"], r["dataset_size"], r["seed"])

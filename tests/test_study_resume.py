@@ -13,8 +13,9 @@ from pathlib import Path
 import yaml
 from test_study_run import TASKDISTILL, metrics, step_rows, tiny_spec, tiny_teacher
 
-from taskdistill.study.run import STORE_NAME, run_study
+from taskdistill.study.run import run_study
 from taskdistill.study.spec import parse_spec
+from taskdistill.study.store import STORE_NAME
 
 
 def small_spec(teacher: Path) -> dict:

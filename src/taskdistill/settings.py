@@ -2,7 +2,7 @@
 
 Environment variables (all optional):
   TASKDISTILL_HOME            cache root (models, importance, traces, logits, eval results)
-  TASKDISTILL_DATA_DIR        folder of real public data (tweet topics, benchmarks), e.g. ../shared/data
+  TASKDISTILL_DATA_DIR        folder of real public data (benchmarks and more), e.g. ../shared/data
   TASKDISTILL_BENCHMARKS_DIR  folder of general-knowledge benchmark files in their release formats
                               (defaults to TASKDISTILL_DATA_DIR when that is set)
 """
@@ -27,12 +27,6 @@ def cache_dir(kind: str) -> Path:
     path = home() / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def data_dir() -> Path | None:
-    """The folder of real public data, if configured."""
-    value = os.environ.get("TASKDISTILL_DATA_DIR")
-    return Path(value) if value else None
 
 
 def benchmarks_dir() -> Path | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -51,10 +50,10 @@ def synth_cmd(
 @data_app.command("inspect")
 def inspect_cmd(
     source: str = typer.Argument(..., help=SOURCE_HELP),
-    text_col: Optional[str] = TEXT_COL,
-    label_col: Optional[str] = LABEL_COL,
-    id_col: Optional[str] = ID_COL,
-    label_names: Optional[str] = LABEL_NAMES,
+    text_col: str | None = TEXT_COL,
+    label_col: str | None = LABEL_COL,
+    id_col: str | None = ID_COL,
+    label_names: str | None = LABEL_NAMES,
     examples: int = typer.Option(3, "--examples", min=0, help="Example rows to show."),
 ) -> None:
     """Load a source and show rows, classes, per-class counts, text lengths and examples."""
@@ -71,10 +70,10 @@ def split_cmd(
     test_size: float = typer.Option(..., "--test-size", help="Test examples (a count, or a fraction < 1)."),
     sizes: str = typer.Option("", "--sizes", help="Comma-separated nested training sizes, e.g. 100,500,2000."),
     seed: int = typer.Option(0, "--seed", help="Split seed; the same seed gives the same files."),
-    text_col: Optional[str] = TEXT_COL,
-    label_col: Optional[str] = LABEL_COL,
-    id_col: Optional[str] = ID_COL,
-    label_names: Optional[str] = LABEL_NAMES,
+    text_col: str | None = TEXT_COL,
+    label_col: str | None = LABEL_COL,
+    id_col: str | None = ID_COL,
+    label_names: str | None = LABEL_NAMES,
 ) -> None:
     """Write a fixed stratified test set and nested training subsets D1 ⊂ D2 ⊂ … as jsonl files."""
     from rich.console import Console
@@ -123,7 +122,7 @@ def summarize(data) -> dict:
     counts = Counter(e.label for e in data.examples)
     chars = [len(e.text) for e in data.examples]
     words = [len(e.text.split()) for e in data.examples]
-    stats = lambda xs: {"min": min(xs), "median": statistics.median(xs), "mean": statistics.fmean(xs),  # noqa: E731
+    stats = lambda xs: {"min": min(xs), "median": statistics.median(xs), "mean": statistics.fmean(xs),
                         "max": max(xs)}
     return {
         "name": data.name, "rows": len(data), "classes": len(data.labels),

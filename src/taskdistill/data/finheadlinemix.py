@@ -20,7 +20,7 @@ def parse_hf(spec: str) -> tuple[str, str]:
     """``hf:owner/name[:split]`` (or ``finheadlinemix``) → (dataset id, split)."""
     if spec.strip().lower() == "finheadlinemix":
         return HUB_ID, DEFAULT_SPLIT
-    body = spec.strip()[3:] if spec.strip().startswith("hf:") else spec.strip()
+    body = spec.strip().removeprefix("hf:")
     name, _, split = body.partition(":")
     if name.count("/") != 1 or not all(name.split("/")):
         raise TaskDistillError(f"bad hub dataset {spec!r}; use hf:owner/name or hf:owner/name:split.")

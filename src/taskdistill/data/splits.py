@@ -41,7 +41,7 @@ def check_split(train_pool: TaskData, test: TaskData) -> None:
         raise TaskDistillError(f"example id {min(both)!r} is in both the training and the test set; split again.")
 
 
-def make_split(data: TaskData, test_size: int | float, seed: int = 0) -> Split:
+def make_split(data: TaskData, test_size: float, seed: int = 0) -> Split:
     """Hold out ``test_size`` examples (an int, or a fraction in (0, 1)) stratified by label.
 
     Per-class test counts are proportional to class frequency (largest remainder, ties by label
@@ -61,7 +61,7 @@ def make_split(data: TaskData, test_size: int | float, seed: int = 0) -> Split:
     quota = _allocate(n_test, sizes)
     test = [e for label, exs in groups.items() for e in exs[: quota[label]]]
     train = [e for label, exs in groups.items() for e in exs[quota[label]:]]
-    key = lambda e: _key(seed, "order", e.id)  # noqa: E731 - interleave classes, deterministically
+    key = lambda e: _key(seed, "order", e.id)
     meta = {**data.meta, "split_seed": seed, "test_size": n_test, "parent": data.fingerprint()}
     return Split(
         TaskData(sorted(train, key=key), list(data.labels), f"{data.name}-train", dict(meta)),

@@ -15,7 +15,13 @@ import torch
 
 from taskdistill.data.schema import TaskData
 from taskdistill.errors import TaskDistillError
-from taskdistill.models.prompts import PromptFormat, answer, build_prompt, cot_answer, encode
+from taskdistill.models.prompts import (
+    PromptFormat,
+    answer,
+    build_prompt,
+    cot_answer,
+    encode,
+)
 
 
 @dataclass(frozen=True)

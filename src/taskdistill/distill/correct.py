@@ -4,7 +4,7 @@ The teacher is trained with hard targets (``label`` and / or ``cot`` supervision
 ``lora`` method) through the same loop as students, so its later KL targets and traces match the
 task format. The corrected teacher is cached as a plain HF folder under
 ``settings.cache_dir("teachers")/<hash>`` keyed by (teacher weights, training data, config, prompt
-format); its in-domain metrics (before / after, when evaluation data is given) are in the report.
+format). Evaluating it is the caller's business (the study evaluates every model it makes).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ def correct_teacher(
     train: TaskData,
     config: DistillConfig,
     *,
-    eval_data: TaskData | None = None,
     fmt: PromptFormat | None = None,
     use_cache: bool = True,
     progress: bool | None = None,
@@ -44,7 +43,7 @@ def correct_teacher(
     mode = "cot" if config.uses_traces else "score"
     key = content_hash({
         "teacher": model_fingerprint(teacher), "data": train.fingerprint(), "config": config.model_dump(),
-        "fmt": (fmt or PromptFormat()).model_dump(), "eval": eval_data.fingerprint() if eval_data else None,
+        "fmt": (fmt or PromptFormat()).model_dump(),
     })
     final = settings.cache_dir("teachers") / key
     if use_cache and (final / "correction.json").is_file():
@@ -52,12 +51,10 @@ def correct_teacher(
         report = json.loads((final / "correction.json").read_text())
         return model, {**report, "cached": True}
 
-    before = _metrics(teacher, tokenizer, eval_data, mode, fmt)
     model, train_report = distill(teacher, tokenizer, train, config, fmt=fmt, progress=progress)
-    after = _metrics(model, tokenizer, eval_data, mode, fmt)
     report = {
         "key": key, "path": str(final), "supervision": config.supervision, "method": config.method,
-        "eval_mode": mode, "before": before, "after": after,
+        "eval_mode": mode,
         "train": {k: v for k, v in train_report.to_dict().items() if k != "history"},
         "final_loss": train_report.final_loss,
     }
@@ -67,11 +64,3 @@ def correct_teacher(
         atomic_write_json(tmp / "correction.json", report)
     return model, {**report, "cached": False}
 
-
-def _metrics(model, tokenizer, data: TaskData | None, mode: str, fmt) -> dict | None:
-    if data is None:
-        return None
-    from taskdistill.evaluate.task import evaluate_task
-
-    m = evaluate_task(model, tokenizer, data, mode=mode, fmt=fmt).to_dict()
-    return {k: m[k] for k in ("accuracy", "macro_f1", "nll", "brier", "n") if k in m}

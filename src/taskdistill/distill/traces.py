@@ -27,7 +27,13 @@ from taskdistill import settings
 from taskdistill.cache import atomic_write_text, content_hash
 from taskdistill.data.schema import Example, TaskData
 from taskdistill.errors import TaskDistillError
-from taskdistill.models.prompts import PromptFormat, build_prompt, encode, parse_label
+from taskdistill.models.prompts import (
+    PromptFormat,
+    build_prompt,
+    cut_rationale,
+    encode,
+    parse_label,
+)
 
 
 def teacher_prompt(tokenizer, example: Example, labels: list[str], fmt: PromptFormat, explain_gold: bool) -> str:
@@ -60,7 +66,6 @@ def build_traces(
     without brackets, see above), drop_rate. A rationale is the text before the first ``[[``, first
     paragraph only, whitespace collapsed.
     """
-    from taskdistill.evaluate.task import cut_rationale
     from taskdistill.models.load import model_fingerprint
 
     fmt = fmt or PromptFormat()
@@ -116,7 +121,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
                 raise TaskDistillError("backend 'vllm' requested but vllm is not installed (pip install vllm)") from None
         else:
             return _generate_vllm(model, prompts, max_new_tokens)
-    from taskdistill.evaluate.generate import generate_texts
+    from taskdistill.models.generate import generate_texts
 
     ids = [encode(tokenizer, p)[0] for p in prompts]
     return generate_texts(model, tokenizer, ids, max_new_tokens, batch_size, progress)

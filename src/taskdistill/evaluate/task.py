@@ -16,11 +16,11 @@ import numpy as np
 
 from taskdistill.data.schema import TaskData
 from taskdistill.errors import TaskDistillError
-from taskdistill.evaluate.generate import generate_texts
 from taskdistill.evaluate.metrics import MODES, TaskMetrics, classification_metrics
 from taskdistill.evaluate.scoring import score_continuations
 from taskdistill.models import prompts
-from taskdistill.models.prompts import PromptFormat
+from taskdistill.models.generate import generate_texts
+from taskdistill.models.prompts import PromptFormat, cut_rationale
 
 DEFAULT_MAX_NEW_TOKENS = {"generate": 32, "cot": 160}
 
@@ -46,11 +46,6 @@ def score_labels(
     contexts = [prompts.encode(tokenizer, prompts.build_prompt(tokenizer, t, labels, fmt))[0] for t in texts]
     summed = score_continuations(model, contexts, label_continuations(tokenizer, labels), batch_size, progress)
     return _normalise(summed)
-
-
-def cut_rationale(generated: str) -> str:
-    """The reasoning before the first ``[[`` (the whole generation if there is none), right-stripped."""
-    return generated.split("[[", 1)[0].rstrip()
 
 
 def score_labels_after_rationale(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,22 +21,22 @@ counts as wrong), cot (greedy reasoning, then every label scored at the answer s
 def task_cmd(
     model: str = typer.Argument(..., help="Model: built-in name, HF folder, .gguf file or hub id."),
     data: str = typer.Option(..., "--data", help="Task data: synthetic[:...], hf:owner/name, or a csv/jsonl/parquet file."),
-    text_col: Optional[str] = typer.Option(None, "--text-col", help="Text column (auto-detected if omitted)."),
-    label_col: Optional[str] = typer.Option(None, "--label-col", help="Label column (auto-detected if omitted)."),
-    label_names: Optional[str] = typer.Option(
+    text_col: str | None = typer.Option(None, "--text-col", help="Text column (auto-detected if omitted)."),
+    label_col: str | None = typer.Option(None, "--label-col", help="Label column (auto-detected if omitted)."),
+    label_names: str | None = typer.Option(
         None, "--label-names", help="Names of integer labels: a JSON file (list or id→name map), a JSON string or 'a,b,c' (a labels.json beside the data file is used automatically)."
     ),
-    test_size: Optional[int] = typer.Option(
+    test_size: int | None = typer.Option(
         None, "--test-size", min=1, help="Take the fixed stratified test split of this size from --data."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the test split (with --test-size)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate a deterministic random sample of this many test examples."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate a deterministic random sample of this many test examples."),
     mode: str = typer.Option("score", "--mode", help="score | generate | cot."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per forward pass."),
-    max_new_tokens: Optional[int] = typer.Option(
+    max_new_tokens: int | None = typer.Option(
         None, "--max-new-tokens", min=1, help="Generation length for generate/cot (default 32 / 160)."
     ),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
 ) -> None:
     from rich.console import Console
 
@@ -90,7 +89,13 @@ def sample(test, limit: int, seed: int = 0):
 
 def run_with_progress(console, work):
     """Run ``work(progress)`` under a transient rich progress bar, one task per phase."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

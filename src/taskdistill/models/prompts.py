@@ -58,6 +58,11 @@ def cot_answer(rationale: str, label: str) -> str:
     return f"{rationale.strip()} {answer(label)}"
 
 
+def cut_rationale(generated: str) -> str:
+    """The reasoning before the first ``[[`` (the whole generation if there is none), right-stripped."""
+    return generated.split("[[", 1)[0].rstrip()
+
+
 def parse_label(generated: str, labels: list[str]) -> str | None:
     """The label of the last ``[[...]]`` in a generation, matched case-insensitively; None if none."""
     found = ANSWER_RE.findall(generated)

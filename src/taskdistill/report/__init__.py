@@ -1,17 +1,9 @@
-"""report stage: one self-contained report.html, report.md and results.json per study."""
+"""report stage: one self-contained report.html, report.md and results.json per study.
 
-from __future__ import annotations
+``build_report(study_dir)`` reads a study folder and writes the three files into it;
+``compute_results`` / ``write_outputs`` do the same from plain rows (see ``build.py``).
+"""
 
+from taskdistill.report.build import build_report, compute_results, write_outputs
 
-def write_report(study_dir, out_html=None, **options):
-    """See :func:`taskdistill.report.build.write_report`."""
-    from taskdistill.report.build import write_report as impl
-
-    return impl(study_dir, out_html, **options)
-
-
-def build_report(study_dir, out_dir=None, study=None, **options):
-    """See :func:`taskdistill.report.build.build_report`."""
-    from taskdistill.report.build import build_report as impl
-
-    return impl(study_dir, out_dir, study, **options)
+__all__ = ["build_report", "compute_results", "write_outputs"]

@@ -129,13 +129,12 @@ def write_outputs(results: dict, out_html: str | Path) -> dict[str, Path]:
 
 def load_study(study_dir: str | Path, study: str | None = None) -> tuple[list[dict], list[dict], dict]:
     """(observations, runs, provenance) from a study folder's store."""
-    folder = Path(study_dir)
-    from taskdistill.study.run import STORE_NAME
-    from taskdistill.study.store import Store
+    from taskdistill.study.store import STORE_NAME, has_store, open_store
 
-    if not (folder / STORE_NAME).is_file():
+    folder = Path(study_dir)
+    if not has_store(folder):
         raise TaskDistillError(f"{folder} is not a study folder (no {STORE_NAME}); pass the --dir of `study run`")
-    store = Store(folder / STORE_NAME, create=False)
+    store = open_store(folder)
     try:
         return store.observations(study), store.runs(study), store.provenance(study)
     finally:

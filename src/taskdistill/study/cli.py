@@ -28,18 +28,20 @@ def _printer(console):
             console.print(f"[yellow]–[/] {row['label']} skipped: {row.get('error')}")
         elif what == "fail":
             console.print(f"[red]✗[/] {row['label']}: {row.get('error')}")
-        elif what == "report":
-            console.print(f"[green]✓[/] laws + report [dim]{row['seconds']:.1f} s[/] → "
-                          f"{row['artifact']}/report.html")
 
     return on_event
 
 
-def _finish(console, folder: Path, summary: dict, started: float) -> None:
+def _finish(console, folder: Path, spec, summary: dict, started: float) -> None:
+    """Summary line; when every step is finished and the spec asks for it, the laws and the report."""
     line = ", ".join(f"{n} {s}" for s, n in sorted(summary.items()))
     console.print(f"study folder {folder}: {line} in {time.time() - started:.0f} s")
-    if (folder / "report.html").is_file():
-        console.print(f"report: {folder / 'report.html'}")
+    if spec.report and sum(summary.values()) == summary.get("done", 0) + summary.get("skipped", 0):
+        from taskdistill.report import build_report
+
+        begun = time.time()
+        build_report(folder)
+        console.print(f"[green]✓[/] laws + report [dim]{time.time() - begun:.1f} s[/] → {folder / 'report.html'}")
 
 
 @study_app.command("run")
@@ -62,7 +64,7 @@ def run_cmd(
     started = time.time()
     summary = run_study(parsed, folder, executor=executor, address=address, num_cpus=num_cpus,
                         on_event=_printer(console))
-    _finish(console, folder, summary, started)
+    _finish(console, folder, parsed, summary, started)
 
 
 @study_app.command("resume")
@@ -75,13 +77,13 @@ def resume_cmd(
     """Finish an interrupted study from its folder (after a crash, a kill or Ctrl-C)."""
     from rich.console import Console
 
-    from taskdistill.study.run import resume_study
+    from taskdistill.study.run import resume_study, saved_spec
 
     console = Console()
     started = time.time()
     summary = resume_study(dir, executor=executor, address=address, num_cpus=num_cpus,
                            on_event=_printer(console))
-    _finish(console, dir, summary, started)
+    _finish(console, dir, saved_spec(dir), summary, started)
 
 
 @study_app.command("plan")
@@ -114,7 +116,8 @@ def status_cmd(
     from rich.console import Console
     from rich.live import Live
 
-    from taskdistill.study.run import is_locked, open_store
+    from taskdistill.study.run import is_locked
+    from taskdistill.study.store import open_store
     from taskdistill.study.views import status_table
 
     store = open_store(dir)
@@ -140,7 +143,7 @@ def export_cmd(
     """Write the observation rows (one per student × metric) and the run rows as CSV, Parquet or JSON."""
     from rich.console import Console
 
-    from taskdistill.study.run import open_store
+    from taskdistill.study.store import open_store
     from taskdistill.study.views import export
 
     store = open_store(dir)

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 from taskdistill.errors import TaskDistillError
+from taskdistill.study.executor import Event, dep_rows, ready
 from taskdistill.study.plan import Plan
-from taskdistill.study.run import Event, dep_rows, ready
 from taskdistill.study.spec import StudySpec
 from taskdistill.study.store import Store
 

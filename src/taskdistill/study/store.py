@@ -16,6 +16,7 @@ from pathlib import Path
 
 from taskdistill.errors import TaskDistillError
 
+STORE_NAME = "study.sqlite"  # the store's file name inside a study folder
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "done", "failed", "skipped")
 SCHEMA = """
@@ -248,6 +249,15 @@ class Store:
             elif step["kind"] == "correct":
                 prov["corrected_teacher"] = step["result"]
         return prov
+
+
+def open_store(folder: str | Path) -> Store:
+    """The store of an existing study folder (a clear error when the folder holds none)."""
+    return Store(Path(folder) / STORE_NAME, create=False)
+
+
+def has_store(folder: str | Path) -> bool:
+    return (Path(folder) / STORE_NAME).is_file()
 
 
 class _Transaction:

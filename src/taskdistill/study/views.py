@@ -8,17 +8,15 @@ from pathlib import Path
 from taskdistill.errors import TaskDistillError
 from taskdistill.study.plan import Plan, kappas, work_units
 from taskdistill.study.spec import StudySpec
-from taskdistill.study.store import STATUSES, Store
+from taskdistill.study.store import STATUSES, Store, has_store, open_store
 
 KINDS = ("data", "teacher", "correct", "traces", "prune", "recover", "evaluate")
 
 
 def _stored(folder: Path) -> dict[str, dict]:
-    from taskdistill.study.run import STORE_NAME
-
-    if not (Path(folder) / STORE_NAME).is_file():
+    if not has_store(folder):
         return {}
-    store = Store(Path(folder) / STORE_NAME, create=False)
+    store = open_store(folder)
     try:
         st = store.study()
         return store.steps(st["name"]) if st else {}

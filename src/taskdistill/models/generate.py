@@ -1,4 +1,6 @@
-"""Batched greedy generation from token-id prompts (left padding), for generate / cot evaluation."""
+"""Batched greedy generation from token-id prompts (left padding): CoT evaluation, traces, generate mode.
+
+Shared by the stages that generate (evaluation and teacher traces), so it sits below them."""
 
 from __future__ import annotations
 
@@ -12,11 +14,14 @@ def generate_texts(
     max_new_tokens: int,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    stop: list[str] | None = None,
 ) -> list[str]:
     """Greedy continuation of each prompt (token ids), decoded without special tokens.
 
     Prompts are batched longest first and left-padded; transformers derives position ids from the
-    attention mask, so each row generates what it would generate alone.
+    attention mask, so each row generates what it would generate alone. ``stop``: strings at which a
+    row stops (transformers' stop-string criterion; the text up to and including the stop string is
+    returned, and a batch ends when every row has stopped).
     """
     import torch
     from transformers import GenerationConfig
@@ -27,7 +32,8 @@ def generate_texts(
     eos = getattr(model.generation_config, "eos_token_id", None)
     if eos is None:
         eos = tokenizer.eos_token_id
-    config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=eos)
+    config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=eos,
+                              stop_strings=list(stop) if stop else None)
     device = next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list[str] = [""] * len(prompts)
@@ -42,7 +48,8 @@ def generate_texts(
                 ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i], dtype=torch.long)
                 mask[row, width - len(prompts[i]) :] = 1
             generated = model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config
+                input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config,
+                tokenizer=tokenizer if stop else None,
             )
             for row, i in enumerate(chunk):
                 out[i] = tokenizer.decode(generated[row, width:], skip_special_tokens=True)
