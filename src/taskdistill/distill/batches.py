@@ -28,7 +28,7 @@ from taskdistill.models.prompts import (
 class Sequence:
     """One tokenised training example. ``target_pos`` index ``input_ids``; ``is_label`` marks label tokens."""
 
-    index: int  # position of the example in the TaskData
+    index: int  # position of the sequence in the training set (unique; the teacher cache is keyed by it)
     input_ids: tuple[int, ...]
     target_pos: tuple[int, ...]
     is_label: tuple[bool, ...]
@@ -63,27 +63,31 @@ def encode_example(tokenizer, text: str, labels: list[str], label: str, cot: str
 
 
 def build_sequences(
-    tokenizer, data: TaskData, *, cot: bool, max_length: int, fmt: PromptFormat | None = None
+    tokenizer, data: TaskData, *, cot: bool, max_length: int, fmt: PromptFormat | None = None,
+    answer_too: bool = False,
 ) -> tuple[list[Sequence], dict]:
-    """Tokenise every example; with ``cot`` only examples that carry a trace are used.
+    """Tokenise every example; with ``cot`` only examples that carry a trace are used, and with
+    ``answer_too`` as well every example also gives a direct-answer sequence.
 
-    Returns the sequences and counts (``used``, ``no_trace``, ``too_long``).
+    Returns the sequences and counts: ``used`` (examples that gave at least one sequence: the
+    effective dataset size), ``no_trace``, ``too_long`` (sequences over ``max_length``).
     """
-    sequences, no_trace, too_long = [], 0, 0
+    sequences, used, no_trace, too_long = [], set(), 0, 0
     for i, ex in enumerate(data.examples):
-        if cot and not (ex.cot and ex.cot.strip()):
+        traced = bool(ex.cot and ex.cot.strip())
+        wanted = ([None] if answer_too or not cot else []) + ([ex.cot] if cot and traced else [])
+        if cot and not traced:
             no_trace += 1
-            continue
-        prompt_ids, cont_ids, is_label = encode_example(
-            tokenizer, ex.text, data.labels, ex.label, ex.cot if cot else None, fmt
-        )
-        ids = prompt_ids + cont_ids
-        if len(ids) > max_length:
-            too_long += 1
-            continue
-        start = len(prompt_ids)
-        sequences.append(Sequence(i, tuple(ids), tuple(range(start, len(ids))), tuple(is_label)))
-    counts = {"used": len(sequences), "no_trace": no_trace, "too_long": too_long}
+        for rationale in wanted:
+            prompt_ids, cont_ids, is_label = encode_example(tokenizer, ex.text, data.labels, ex.label, rationale, fmt)
+            ids = prompt_ids + cont_ids
+            if len(ids) > max_length:
+                too_long += 1
+                continue
+            start = len(prompt_ids)
+            sequences.append(Sequence(len(sequences), tuple(ids), tuple(range(start, len(ids))), tuple(is_label)))
+            used.add(i)
+    counts = {"used": len(used), "no_trace": no_trace, "too_long": too_long}
     if not sequences:
         why = "no example has a chain-of-thought trace (build them with `taskdistill traces`)" if cot and no_trace else (
             f"every example is longer than max_length={max_length} tokens (raise max_length)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import typer
@@ -14,52 +15,69 @@ def _data(source: str, cot_col: str | None, limit: int | None):
     return data.subset(data.examples[:limit]) if limit else data
 
 
+def _config_parameters() -> list[inspect.Parameter]:
+    """One ``--option`` per DistillConfig field, named, typed, defaulted and explained by the field itself."""
+    from taskdistill.distill.config import DistillConfig
+
+    out = []
+    for name, field in DistillConfig.model_fields.items():
+        extra = field.json_schema_extra or {}
+        flag = extra.get("cli", "--" + name.replace("_", "-"))
+        default = field.default
+        if isinstance(default, tuple):  # lora_targets: comma-separated
+            kind, default = str, ",".join(default)
+        elif name == "bf16":
+            kind, default = str, str(default)
+        elif "cli_none" in extra:
+            kind = int
+        elif default is None:
+            kind = int | None if "int" in str(field.annotation) else float | None
+        else:
+            kind = type(default)
+        option = typer.Option(default, flag, help=(field.description or "").rstrip(".") + ".")
+        out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+    return out
+
+
+def _config_values(values: dict) -> dict:
+    """Command-line values → DistillConfig fields (comma lists, 0 meaning None, bf16 words)."""
+    from taskdistill.distill.config import DistillConfig
+    from taskdistill.errors import TaskDistillError
+
+    out = dict(values)
+    for name, field in DistillConfig.model_fields.items():
+        extra = field.json_schema_extra or {}
+        if "cli_none" in extra and out[name] == extra["cli_none"]:
+            out[name] = None
+    out["lora_targets"] = tuple(t.strip() for t in out["lora_targets"].split(",") if t.strip())
+    words = {"auto": "auto", "true": True, "false": False}
+    if str(out["bf16"]).lower() not in words:
+        raise TaskDistillError(f"--bf16 {out['bf16']!r}: use auto, true or false")
+    out["bf16"] = words[str(out["bf16"]).lower()]
+    return out
+
+
 def distill_cmd(
     teacher: str = typer.Option(..., "--teacher", help="Teacher model: built-in name, HF folder, .gguf or hub id."),
     student: str = typer.Option(..., "--student", help="Student model to train (e.g. a pruned checkpoint folder)."),
     data: str = typer.Option(..., "--data", help="Training data: synthetic[:n=…], hf:owner/name, or a csv/jsonl/parquet file."),
     out: Path = typer.Option(..., "--out", help="Output folder: model/, metrics.jsonl, report.json (resumes a checkpoint)."),
-    method: str = typer.Option("logit", "--method", help="logit (all weights) | lora (PEFT adapters, merged on save)."),
-    supervision: str = typer.Option("label", "--supervision", help="label | kl | cot | cot_kl | blended."),
-    dataset_size: int | None = typer.Option(None, "--dataset-size", help="Train on the first N examples."),
-    lam: float = typer.Option(0.5, "--lambda", help="λ: weight of KL over trace tokens in 'blended'."),
-    temperature: float = typer.Option(1.0, "--temperature", help="τ of the KL terms (scaled by τ²)."),
-    kl: str = typer.Option("forward", "--kl", help="forward | reverse | jsd."),
-    jsd_beta: float = typer.Option(0.5, "--jsd-beta", help="β of the generalized JSD."),
-    trace_ce: float = typer.Option(0.0, "--trace-ce", help="Extra CE weight on trace tokens in 'blended'."),
-    top_k: int = typer.Option(64, "--top-k", help="Teacher log-probs kept per position (0: full vocabulary)."),
-    online_teacher: bool = typer.Option(False, "--online-teacher", help="Teacher log-probs per batch, no cache."),
-    lr: float = typer.Option(1e-4, "--lr", help="Peak AdamW learning rate."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps (default: --epochs)."),
-    epochs: float | None = typer.Option(None, "--epochs", help="Passes over the data (default 1)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Sequences per micro-batch."),
-    grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step."),
-    max_length: int = typer.Option(512, "--max-length", help="Longer sequences are skipped (counted)."),
-    lora_rank: int = typer.Option(16, "--lora-rank", help="LoRA rank r."),
-    lora_alpha: float = typer.Option(32.0, "--lora-alpha", help="LoRA alpha."),
-    lora_targets: str = typer.Option(
-        "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "--lora-targets", help="Comma-separated module names."),
-    seed: int = typer.Option(0, "--seed", help="Seed of initialisation noise and data order."),
-    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Checkpoint every N steps."),
-    traces: Path | None = typer.Option(None, "--traces", help="CoT traces JSONL {id, cot} for cot/cot_kl/blended."),
+    traces: Path | None = typer.Option(None, "--traces", help="CoT traces JSONL {id, cot} for the CoT formats."),
     cot_col: str | None = typer.Option(None, "--cot-col", help="Column of --data holding CoT traces."),
     trace_teacher: str | None = typer.Option(
         None, "--trace-teacher", help="Model that writes missing traces (default: --teacher)."),
+    **settings,
 ) -> None:
-    """Distill TEACHER into STUDENT on task data; saves a plain HF model in OUT/model."""
+    """Distill TEACHER into STUDENT on task data; saves a plain HF model in OUT/model.
+
+    Every distillation setting (docs/distillation.md) is an option; they are the fields of DistillConfig."""
     from rich.console import Console
 
     from taskdistill.distill.config import make_config
     from taskdistill.distill.train import Signals, distill
     from taskdistill.models.load import load_model
 
-    config = make_config(
-        method=method, supervision=supervision, dataset_size=dataset_size, lam=lam, temperature=temperature, kl=kl,
-        jsd_beta=jsd_beta, trace_ce=trace_ce, top_k=top_k or None, online_teacher=online_teacher, lr=lr,
-        max_steps=max_steps, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
-        lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=tuple(t.strip() for t in lora_targets.split(",") if t.strip()),
-        seed=seed, checkpoint_every=checkpoint_every,
-    )
+    config = make_config(**_config_values(settings))
     train = _data(data, cot_col, None)
     console = Console(stderr=True)
     signals = Signals()
@@ -86,6 +104,13 @@ def distill_cmd(
         + " ".join(f"{k}={last.get(k, 0):.4f}" for k in ("ce_label", "ce_trace", "kl_label", "kl_trace"))
     )
     typer.echo(str(report.model_dir))
+
+
+def _with_config_options(command):
+    """Give ``command`` a signature typer can read: its own options, then one per DistillConfig field."""
+    own = [p for p in inspect.signature(command).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    command.__signature__ = inspect.Signature(own + _config_parameters())
+    return command
 
 
 def traces_cmd(
@@ -127,7 +152,7 @@ def traces_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add ``distill`` and ``traces`` to the root app."""
-    app.command("distill", help="Distill a teacher into a student (logit or LoRA; label/kl/cot/cot_kl/blended).")(
-        distill_cmd
+    app.command("distill", help="Distill a teacher into a student (logit or LoRA; any supervision format).")(
+        _with_config_options(distill_cmd)
     )
     app.command("traces", help="Build chain-of-thought traces with a teacher, or import them; write JSONL.")(traces_cmd)

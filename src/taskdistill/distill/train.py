@@ -7,9 +7,7 @@ optimizer, scheduler, RNG; the data order is a pure function of (seed, epoch) an
 
 Loss terms (each a token mean over the micro-batch, logged separately):
 ``ce_label`` / ``ce_trace`` (CE on label / trace tokens), ``kl_label`` / ``kl_trace`` (τ²-scaled
-divergence to the teacher). Supervision formats combine them:
-label → ce_label; kl → kl_label; cot → CE over trace + label tokens; cot_kl → KL over trace + label
-tokens; blended → λ·kl_trace + (1 − λ)·ce_label + trace_ce·ce_trace.
+divergence to the teacher). Each supervision format's record (``supervision.py``) combines them.
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ from taskdistill.distill import checkpoint as ckpt
 from taskdistill.distill import losses
 from taskdistill.distill.batches import build_sequences, collate, length_grouped_batches
 from taskdistill.distill.config import DistillConfig
+from taskdistill.distill.supervision import Terms
 from taskdistill.distill.heads import split_model, supervised_hidden, vocab_size
 from taskdistill.errors import TaskDistillError
 
@@ -132,29 +131,11 @@ def micro_terms(student, batch, config: DistillConfig, teacher_rows, vocab) -> d
 
 
 def combine(sums: torch.Tensor, n_label: int, n_trace: int, config: DistillConfig) -> dict[str, torch.Tensor]:
-    """Token means of each term and the supervision's loss (see the module docstring)."""
-    ce_l, ce_t, kl_l, kl_t = sums
-    safe = lambda n: max(n, 1)
-    terms = {
-        "ce_label": ce_l / safe(n_label),
-        "ce_trace": ce_t / safe(n_trace),
-        "kl_label": kl_l / safe(n_label),
-        "kl_trace": kl_t / safe(n_trace),
-    }
-    n_all = safe(n_label + n_trace)
-    s = config.supervision
-    if s == "label":
-        loss = terms["ce_label"]
-    elif s == "kl":
-        loss = terms["kl_label"]
-    elif s == "cot":
-        loss = (ce_l + ce_t) / n_all
-    elif s == "cot_kl":
-        loss = (kl_l + kl_t) / n_all
-    else:  # blended
-        loss = config.lam * terms["kl_trace"] + (1 - config.lam) * terms["ce_label"] + config.trace_ce * terms["ce_trace"]
-    terms["loss"] = loss
-    return terms
+    """Token means of each term and the supervision format's loss (its record combines them)."""
+    terms = Terms(dict(zip(TERMS, sums, strict=True)), n_label, n_trace)
+    out = {name: terms.mean(name) for name in TERMS}
+    out["loss"] = config.format.loss(terms, config)
+    return out
 
 
 def _optimizer(model, config: DistillConfig):
@@ -206,7 +187,8 @@ def distill(
                 f"dataset_size={config.dataset_size} exceeds the {len(data)} training examples available; lower it"
             )
         data = data.subset(data.examples[: config.dataset_size])
-    sequences, counts = build_sequences(tokenizer, data, cot=config.uses_traces, max_length=config.max_length, fmt=fmt)
+    sequences, counts = build_sequences(tokenizer, data, cot=config.uses_traces, max_length=config.max_length, fmt=fmt,
+                                       answer_too=config.format.answer_too)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     vocab, source = None, None
@@ -370,7 +352,5 @@ def _progress(enabled: bool | None, steps: int, done: int):
 def _advance(bar, record: dict, config: DistillConfig) -> None:
     if bar is None:
         return
-    shown = {"label": ("ce_label",), "kl": ("kl_label",), "cot": ("ce_label", "ce_trace"),
-             "cot_kl": ("kl_label", "kl_trace"), "blended": ("kl_trace", "ce_label", "ce_trace")}[config.supervision]
-    terms = " ".join(f"{k}={record[k]:.3f}" for k in ("loss", *shown))
+    terms = " ".join(f"{k}={record[k]:.3f}" for k in ("loss", *config.format.shown))
     bar[0].update(bar[1], advance=1, terms=terms, tps=f"{record['tokens_per_s']:.0f}")
