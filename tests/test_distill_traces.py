@@ -13,7 +13,7 @@ from taskdistill.models.prompts import PromptFormat
 
 
 def canned(outputs, calls):
-    def fake(model, tokenizer, prompts, max_new_tokens, batch_size, backend, progress=None):
+    def fake(model, tokenizer, prompts, max_new_tokens, batch_size, backend, progress=None, stop=None):
         calls.append(list(prompts))
         return outputs[: len(prompts)]
 
@@ -37,7 +37,7 @@ def test_filter_keeps_only_gold_label_traces_and_reports_drop_rate(tiny, monkeyp
     outputs[6] = f"The event type is {golds[6].lower()}.\n\nMore text."  # unbracketed but names the gold label
     calls = []
     monkeypatch.setattr(traces, "generate", canned(outputs, calls))
-    out = traces.build_traces(model(seed=0), tok(), data)
+    out = traces.build_traces(model(seed=0), tok(), data, explain_gold=True)
     report = out.meta["traces"]
     assert (report["kept"], report["no_label"], report["wrong_label"], report["empty"]) == (5, 1, 1, 1)
     assert report["unbracketed"] == 1
@@ -48,11 +48,29 @@ def test_filter_keeps_only_gold_label_traces_and_reports_drop_rate(tiny, monkeyp
     assert out.examples[3].cot == f"The event type is {golds[6].lower()}."
     assert all(f"The correct event type is {e.label}." in p for e, p in zip(data.examples, calls[0]))
     # cached: a second call generates nothing
-    again = traces.build_traces(model(seed=0), tok(), data)
+    again = traces.build_traces(model(seed=0), tok(), data, explain_gold=True)
     assert len(calls) == 1 and [e.cot for e in again.examples] == [e.cot for e in out.examples]
     # another decoding setting is another cache entry
-    traces.build_traces(model(seed=0), tok(), data, max_new_tokens=40)
+    traces.build_traces(model(seed=0), tok(), data, explain_gold=True, max_new_tokens=40)
     assert len(calls) == 2
+
+
+def test_default_traces_are_the_teachers_own_answers_filtered_by_gold(tiny, monkeypatch):
+    """By default the writer is not told the answer: only its correct reasoning is kept, and an
+    unbracketed generation that merely names the gold label is not rescued."""
+    model, tok = tiny
+    data = task_data(with_cot=False)
+    golds = [e.label for e in data.examples]
+    outputs = [f"Reason {i}. [[{g}]]" for i, g in enumerate(golds)]
+    outputs[1] = f"Reason 1. [[{'Earnings' if golds[1] != 'Earnings' else 'Guidance'}]]"
+    outputs[2] = f"The event type is {golds[2].lower()}."
+    calls = []
+    monkeypatch.setattr(traces, "generate", canned(outputs, calls))
+    out = traces.build_traces(model(seed=0), tok(), data)
+    report = out.meta["traces"]
+    assert report["explain_gold"] is False and not any("correct event type" in p for p in calls[0])
+    assert (report["kept"], report["wrong_label"], report["no_label"], report["unbracketed"]) == (6, 1, 1, 0)
+    assert [e.id for e in out.examples] == [e.id for i, e in enumerate(data.examples) if i not in (1, 2)]
 
 
 def test_self_generated_prompt_hides_the_gold_label(tiny):

@@ -133,7 +133,7 @@ def test_generate_mode_parses_last_label_and_counts_unparseable(monkeypatch):
     canned = ["[[Earnings beat]]", "I think [[Buyback]] no, [[guidance cut]]", "no idea", "[[Merger]]", "[[x]] extra"]
     seen = {}
 
-    def fake_generate(model, tokenizer, prompt_ids, max_new_tokens, batch_size, progress=None):
+    def fake_generate(model, tokenizer, prompt_ids, max_new_tokens, batch_size, progress=None, stop=None):
         seen["prompts"], seen["steps"] = prompt_ids, max_new_tokens
         return canned
 
@@ -167,17 +167,18 @@ def test_cot_mode_scores_every_label_at_the_answer_slot(monkeypatch):
     gold = np.array([DATA.labels.index(e.label) for e in DATA.examples])
     assert metrics.nll == pytest.approx(-ref[np.arange(5), gold].mean(), abs=1e-4)
     assert metrics.brier == pytest.approx(((np.exp(ref) - np.eye(len(DATA.labels))[gold]) ** 2).sum(1).mean(), abs=1e-4)
-    # parsed: ✓, ✗ (last label Buyback), unparseable, ✓, unparseable
-    assert (metrics.correct, metrics.unparseable, metrics.mode) == (2, 2, "cot")
-    assert metrics.extra["max_new_tokens"] == 40
+    # the prediction is the argmax at the answer slot, as in score mode (nothing is parsed)
+    assert metrics.correct == int((ref.argmax(1) == gold).sum())
+    assert (metrics.unparseable, metrics.mode) == (0, "cot")
+    assert metrics.extra["max_new_tokens"] == 40 and metrics.extra["empty_rationales"] == 1
 
 
 def test_cot_mode_end_to_end_on_a_tiny_model():
     model, tok = tiny_model("llama", seed=2), tiny_tokenizer()
     metrics = task.evaluate_task(model, tok, DATA, mode="cot", max_new_tokens=8, batch_size=4)
-    assert metrics.n == 5 and 0 <= metrics.unparseable <= 5
+    assert metrics.n == 5 and metrics.unparseable == 0
     assert np.isfinite(metrics.nll) and 0 <= metrics.brier <= 2
-    assert sum(map(sum, metrics.confusion)) == 5 - metrics.unparseable
+    assert sum(map(sum, metrics.confusion)) == 5
 
 
 def test_bad_evaluation_input():

@@ -118,8 +118,9 @@ def traces_cmd(
     data: str = typer.Option(..., "--data", help="Task data: synthetic[:n=…], hf:owner/name, or a csv/jsonl/parquet file."),
     out: Path = typer.Option(..., "--out", help="Output JSONL of {id, label, cot} (written atomically)."),
     import_file: Path | None = typer.Option(None, "--import", help="Accept traces from this JSONL {id, cot} as-is."),
-    self_generated: bool = typer.Option(
-        False, "--self-generated", help="Do not tell the teacher the gold label (default: explain the gold label)."),
+    explain_gold: bool = typer.Option(
+        False, "--explain-gold", help="Tell the teacher the gold label and ask it to explain it (default: the teacher "
+        "writes its own reasoning and answer, kept where the answer is right)."),
     max_new_tokens: int = typer.Option(80, "--max-new-tokens", help="Length limit of each trace."),
     batch_size: int = typer.Option(8, "--batch-size", help="Prompts per generation batch."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N examples."),
@@ -140,7 +141,7 @@ def traces_cmd(
         from taskdistill.models.load import load_model
 
         model, tok = load_model(teacher)
-        result = tr.build_traces(model, tok, dataset, explain_gold=not self_generated, max_new_tokens=max_new_tokens,
+        result = tr.build_traces(model, tok, dataset, explain_gold=explain_gold, max_new_tokens=max_new_tokens,
                                  batch_size=batch_size, backend=backend)
     tr.write_traces(result, out)
     r = result.meta["traces"]

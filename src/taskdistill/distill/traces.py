@@ -1,21 +1,21 @@
 """Chain-of-thought traces: a teacher writes a short rationale ending in ``[[Label]]`` for each example.
 
-Traces whose final label differs from the gold label (or that have no label, or no rationale) are
-dropped and counted. In ``explain_gold`` mode a generation without any ``[[...]]`` is kept when its
-rationale names the gold label it was asked to explain (small teachers often drop the brackets:
-SmolLM2-135M wrote them in 0 of 16 probes); the training target still ends in ``[[Label]]``
-(``cot_answer``). Two prompting modes:
+Two prompting modes, recorded with the traces (``meta["traces"]["explain_gold"]``):
 
-* ``explain_gold=True`` (default): the teacher is also told the gold label and asked to explain it.
-  A 135M teacher classifies the 35-class task far too poorly for its own answers to survive the
-  gold-label filter in useful numbers, and a trace for a wrong answer teaches the wrong reasoning;
-  explaining the given label yields a trace for most examples (rationalisation, as in STaR).
-* ``explain_gold=False``: the teacher only sees the headline (self-generated CoT, filtered).
+* ``explain_gold=False`` (default): the teacher sees only the headline and the CoT prompt and writes
+  its own reasoning and answer; a trace is kept only where that answer is the gold label (and there
+  is a rationale before it), so the filter selects the teacher's correct reasoning.
+* ``explain_gold=True``: the teacher is also told the gold label and asked to explain it
+  (rationalisation, as in STaR). Useful where the trace writer cannot classify the task yet — e.g.
+  to bootstrap the rationales a teacher correction trains on — but the filter is then nearly vacuous.
+  A generation without any ``[[...]]`` is kept when its rationale names the gold label (small
+  teachers often drop the brackets); the training target still ends in ``[[Label]]``.
 
-Generation is batched greedy HF generation with left padding (shared with evaluation); the vLLM
-back-end is used when installed and ``backend`` is ``auto`` or ``vllm``. Results are cached under
-``settings.cache_dir("traces")`` keyed by (teacher weights, data, prompt format, decoding settings).
-User traces (a ``cot`` column, or a JSONL of ``{"id", "cot"}``) are accepted as-is by ``import_traces``.
+Dropped traces are counted by reason. Generation is batched greedy HF generation with left padding,
+stopped at the closing ``]]`` (the vLLM back-end is used when installed and ``backend`` is ``auto``
+or ``vllm``). Results are cached under ``settings.cache_dir("traces")`` keyed by (teacher weights,
+data, prompt format, decoding settings). User traces (a ``cot`` column, or a JSONL of
+``{"id", "cot"}``) are accepted as-is by ``import_traces``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def build_traces(
     tokenizer,
     data: TaskData,
     *,
-    explain_gold: bool = True,
+    explain_gold: bool = False,
     max_new_tokens: int = 80,
     batch_size: int = 8,
     fmt: PromptFormat | None = None,
@@ -77,7 +77,7 @@ def build_traces(
         generations = {r["id"]: r["generated"] for r in map(json.loads, path.read_text().splitlines())}
     else:
         prompts = [teacher_prompt(tokenizer, ex, data.labels, fmt, explain_gold) for ex in data.examples]
-        texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size, backend, progress)
+        texts = generate(model, tokenizer, prompts, max_new_tokens, batch_size, backend, progress, stop=["]]"])
         generations = {ex.id: g for ex, g in zip(data.examples, texts, strict=True)}
         atomic_write_text(path, "".join(json.dumps({"id": i, "generated": g}) + "\n" for i, g in generations.items()))
     kept, counts = [], {"wrong_label": 0, "no_label": 0, "empty": 0, "unbracketed": 0}
@@ -101,15 +101,17 @@ def build_traces(
     if not kept:
         raise TaskDistillError(
             f"no trace survived the gold-label filter ({report['no_label']} without a [[label]], "
-            f"{report['wrong_label']} with a wrong one, {report['empty']} with no rationale before it); use "
-            "explain_gold, an instruction-tuned (uncorrected) trace writer, more max_new_tokens, or import traces"
+            f"{report['wrong_label']} with a wrong one, {report['empty']} with no rationale before it); use a "
+            "trace writer that can reason about the task (a teacher corrected with rationales: "
+            "correction.rationales in a study), more max_new_tokens, explain_gold, or import traces"
         )
     out = data.subset(kept, name=f"{data.name}+traces")
     out.meta["traces"] = report
     return out
 
 
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, backend: str, progress=None):
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, backend: str, progress=None,
+             stop: list[str] | None = None):
     """Greedy completions of prompt strings with the vLLM back-end when usable, else HF generate."""
     if backend not in ("auto", "hf", "vllm"):
         raise TaskDistillError(f"unknown generation backend {backend!r}; use auto, hf or vllm")
@@ -120,14 +122,14 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
             if backend == "vllm":
                 raise TaskDistillError("backend 'vllm' requested but vllm is not installed (pip install vllm)") from None
         else:
-            return _generate_vllm(model, prompts, max_new_tokens)
+            return _generate_vllm(model, prompts, max_new_tokens, stop)
     from taskdistill.models.generate import generate_texts
 
     ids = [encode(tokenizer, p)[0] for p in prompts]
-    return generate_texts(model, tokenizer, ids, max_new_tokens, batch_size, progress)
+    return generate_texts(model, tokenizer, ids, max_new_tokens, batch_size, progress, stop=stop)
 
 
-def _generate_vllm(model, prompts: list[str], max_new_tokens: int) -> list[str]:
+def _generate_vllm(model, prompts: list[str], max_new_tokens: int, stop: list[str] | None = None) -> list[str]:
     """vLLM needs the model as a folder: the one it was loaded from (not exercised without vLLM)."""
     from vllm import LLM, SamplingParams
 
@@ -135,7 +137,8 @@ def _generate_vllm(model, prompts: list[str], max_new_tokens: int) -> list[str]:
     if not folder or not Path(folder).is_dir():
         raise TaskDistillError("the vLLM back-end needs a teacher loaded from a local folder; use backend='hf'")
     llm = LLM(model=folder, dtype="auto")
-    outputs = llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
+    outputs = llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=stop,
+                                                      include_stop_str_in_output=True))
     return [o.outputs[0].text for o in outputs]
 
 

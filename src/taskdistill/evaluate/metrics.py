@@ -9,6 +9,9 @@ Conventions (docs/evaluation.md):
   with F1 = 0 where precision + recall = 0 — exactly sklearn's
   ``f1_score(gold, pred, labels=present, average="macro", zero_division=0)``.
 - NLL is the mean of −log p(gold); Brier is the mean over examples of Σ_c (p_c − y_c)².
+- Chance levels: accuracy 1/C; macro-F1 the prior-based floor (a uniform random guesser's expected
+  macro-F1 on this test set, :func:`macro_f1_floor`). Standard errors: binomial for accuracy, a
+  bootstrap over test items for macro-F1 (it is not a count).
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class TaskMetrics:
     mode: str = "score"
     scored_accuracy: float = float("nan")
     chance: float = float("nan")
+    macro_f1_chance: float = float("nan")
+    accuracy_stderr: float = float("nan")
+    macro_f1_stderr: float = float("nan")
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -87,6 +93,7 @@ def classification_metrics(
     onehot = np.zeros_like(probs)
     onehot[np.arange(n), gold] = 1.0
     correct = int((pred == gold).sum())
+    priors = np.bincount(gold, minlength=n_classes) / n
     return TaskMetrics(
         accuracy=correct / n,
         macro_f1=macro,
@@ -102,7 +109,41 @@ def classification_metrics(
         mode=mode,
         scored_accuracy=float((scored == gold).mean()),
         chance=1.0 / n_classes,
+        macro_f1_chance=macro_f1_floor(priors) if n_classes > 1 else float("nan"),
+        accuracy_stderr=float(np.sqrt(correct / n * (1 - correct / n) / n)),
+        macro_f1_stderr=macro_f1_stderr(gold, pred, n_classes),
     )
+
+
+def macro_f1_floor(class_priors) -> float:
+    """Expected macro-F1 of a classifier that guesses uniformly at random among C classes.
+
+    Class i with prior π_i gets (in expectation) precision π_i and recall 1/C, so
+    F1_i = 2π_i/(Cπ_i + 1); the floor is their mean (over all C classes of the taxonomy). With
+    balanced classes it is exactly 1/C, the accuracy chance level.
+    """
+    pi = np.asarray(class_priors, dtype=np.float64)
+    if pi.ndim != 1 or pi.size < 2 or np.any(pi < 0) or not np.isclose(pi.sum(), 1.0):
+        raise ValueError("class_priors must be ≥ 2 non-negative shares summing to 1")
+    return float(np.mean(2 * pi / (pi.size * pi + 1)))
+
+
+def macro_f1_stderr(gold, pred, n_classes: int, replicates: int = 200, seed: int = 0) -> float:
+    """Standard error of macro-F1 from a bootstrap over test items (same F1 convention as above)."""
+    gold, pred = np.asarray(gold), np.asarray(pred)
+    n = gold.size
+    if n < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    draws = np.empty(replicates)
+    for b in range(replicates):
+        idx = rng.integers(0, n, n)
+        g, p = gold[idx], pred[idx]
+        confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+        ok = p >= 0
+        np.add.at(confusion, (g[ok], p[ok]), 1)
+        draws[b] = _f1_from_confusion(confusion, g, p)[1]
+    return float(draws.std(ddof=1))
 
 
 def _f1_from_confusion(confusion: np.ndarray, gold: np.ndarray, pred: np.ndarray) -> tuple[dict[int, float], float]:

@@ -3,9 +3,10 @@
 - ``score``: every label's ``[[Label]]`` is scored after the answer prompt → class probabilities.
 - ``generate``: greedy answer, the final ``[[Label]]`` parsed (unparseable = wrong, counted); NLL and
   Brier still come from the constrained class probabilities of ``score``.
-- ``cot``: greedy reasoning with the CoT prompt, cut at its first ``[[``; every label's ``[[Label]]`` is
-  then scored at that answer slot (generate-then-score) → class probabilities, NLL, Brier; accuracy
-  and F1 come from the parsed final ``[[Label]]`` of the full generation.
+- ``cot``: the model's own greedy reasoning with the CoT prompt, stopped at its first ``[[``; every
+  label's ``[[Label]]`` is then scored at that answer slot (generate-then-score) → class
+  probabilities, NLL, Brier, and the prediction is their argmax, as in ``score`` mode. This is how a
+  chain-of-thought student is evaluated: in the format it was trained in.
 """
 
 from __future__ import annotations
@@ -107,14 +108,18 @@ def evaluate_task(
     steps = max_new_tokens or DEFAULT_MAX_NEW_TOKENS[mode]
     cot = mode == "cot"
     prompt_ids = [prompts.encode(tokenizer, prompts.build_prompt(tokenizer, t, labels, fmt, cot=cot))[0] for t in texts]
-    generations = generate_texts(model, tokenizer, prompt_ids, steps, batch_size, phase("generate"))
+    generations = generate_texts(model, tokenizer, prompt_ids, steps, batch_size, phase("generate"),
+                                 stop=["[["] if cot else None)
     if cot:
         rationales = [cut_rationale(g) for g in generations]
         log_probs = score_labels_after_rationale(
             model, tokenizer, texts, rationales, labels, fmt, batch_size, phase("score")
         )
-    else:
-        log_probs = score_labels(model, tokenizer, texts, labels, fmt, batch_size, phase("score"))
+        metrics = classification_metrics(log_probs, gold, labels, mode=mode)
+        metrics.extra.update(max_new_tokens=steps, rationale_chars=float(np.mean([len(r) for r in rationales])),
+                             empty_rationales=sum(not r.strip() for r in rationales))
+        return metrics
+    log_probs = score_labels(model, tokenizer, texts, labels, fmt, batch_size, phase("score"))
     parsed = [prompts.parse_label(g, labels) for g in generations]
     predicted = np.array([-1 if p is None else index[p] for p in parsed])
     metrics = classification_metrics(log_probs, gold, labels, predicted=predicted, mode=mode)
