@@ -95,3 +95,22 @@ def test_cli_lists_builtins():
     result = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "250"})
     assert result.exit_code == 0
     assert "smollm2-135m-instruct" in result.output and "gemma3-270m" in result.output
+
+
+def test_loaded_fingerprint_is_computed_once_per_checkpoint_and_follows_in_place_changes(tmp_path, tiny, monkeypatch):
+    from taskdistill.models import load as load_mod
+
+    tiny_model, tiny_tokenizer = tiny
+    model = tiny_model("llama")
+    save_model(model, tiny_tokenizer(), tmp_path / "m")
+    hashed = []
+    real = load_mod._hash_tensors
+    monkeypatch.setattr(load_mod, "_hash_tensors", lambda m: hashed.append(1) or real(m))
+    first, _ = load_model(str(tmp_path / "m"))
+    second, _ = load_model(str(tmp_path / "m"))
+    assert len(hashed) == 1  # the second load reuses the checkpoint's remembered fingerprint
+    assert model_fingerprint(first) == model_fingerprint(second) == real(model)
+    assert len(hashed) == 1
+    with torch.no_grad():
+        second.model.layers[0].mlp.down_proj.weight[0, 0] += 1e-3
+    assert model_fingerprint(second) != model_fingerprint(first)  # an in-place change is seen

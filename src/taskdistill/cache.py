@@ -34,13 +34,31 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def file_identity(path: str | Path) -> str:
+    """Cheap identity of a file as it is now (absolute path, size, modification time, inode)."""
+    st = Path(path).stat()
+    return content_hash([str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ino], 32)
+
+
+def cached_file_sha256(path: str | Path) -> str:
+    """:func:`file_sha256`, computed once per file: remembered under the cache home by the file's identity."""
+    from taskdistill import settings
+
+    memo = settings.cache_dir("file-hashes") / f"{file_identity(path)}.txt"
+    if memo.is_file():
+        return memo.read_text().strip()
+    digest = file_sha256(path)
+    atomic_write_text(memo, digest)
+    return digest
+
+
 def folder_hash(path: str | Path, length: int = 16) -> str:
-    """Hash of a model folder's weight and config files (names and bytes)."""
+    """Hash of a folder's files (names and bytes; each file hashed once, see :func:`cached_file_sha256`)."""
     root = Path(path)
     digest = hashlib.sha256()
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
         digest.update(str(file.relative_to(root)).encode())
-        digest.update(file_sha256(file).encode())
+        digest.update(cached_file_sha256(file).encode())
     return digest.hexdigest()[:length]
 
 

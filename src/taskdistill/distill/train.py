@@ -177,7 +177,7 @@ def distill(
     from transformers import get_cosine_schedule_with_warmup
 
     from taskdistill.distill.lora import apply_lora, merge
-    from taskdistill.models.load import model_fingerprint, save_model
+    from taskdistill.models.load import forget_fingerprint, model_fingerprint, save_model
 
     signals = signals or Signals()
     data = signals.traces if (config.uses_traces and signals.traces is not None) else train
@@ -213,6 +213,7 @@ def distill(
 
     torch.manual_seed(config.seed)
     config_hash = f"{config.training_hash()}-{data.fingerprint()}-{model_fingerprint(student)[:16]}"
+    forget_fingerprint(student)  # trained in place from here on
     model = apply_lora(student, config) if config.method == "lora" else student
     device = next(model.parameters()).device
     bf16 = use_bf16(config.bf16, device)

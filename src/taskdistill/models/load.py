@@ -51,6 +51,8 @@ def load_model(ref: str, *, dtype=None, trust_remote_code: bool = False):
     drop_quantization(model)
     prepare_tokenizer(tokenizer)
     model.eval()
+    if Path(path).is_dir():
+        _remember_fingerprint(model, Path(path), kwargs)
     return model, tokenizer
 
 
@@ -63,8 +65,48 @@ def save_model(model, tokenizer, out: str | Path) -> Path:
     return out
 
 
+_FINGERPRINT = "_taskdistill_fingerprint"
+
+
 def model_fingerprint(model) -> str:
-    """Content hash of a model's weights and config: equal weights give equal fingerprints."""
+    """Content hash of a model's weights and config: equal weights give equal fingerprints.
+
+    A model loaded from a folder carries the fingerprint of its checkpoint files, computed once per
+    file set (remembered under the cache home by the files' identities); it stays valid while no
+    parameter has been changed in place (torch's per-tensor version counters), else it is recomputed.
+    """
+    known = getattr(model, _FINGERPRINT, None)
+    if known is not None and known[1] == _versions(model):
+        return known[0]
+    return _hash_tensors(model)
+
+
+def forget_fingerprint(model) -> None:
+    """Drop a remembered fingerprint (before changing weights in ways version counters do not see)."""
+    if hasattr(model, _FINGERPRINT):
+        delattr(model, _FINGERPRINT)
+
+
+def _versions(model) -> tuple[int, ...]:
+    return tuple(p._version for p in model.parameters())
+
+
+def _remember_fingerprint(model, folder: Path, kwargs: dict) -> None:
+    from taskdistill import settings
+    from taskdistill.cache import atomic_write_text, content_hash, file_identity
+
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    key = content_hash([[file_identity(f) for f in files], str(next(model.parameters()).dtype), sorted(kwargs)], 32)
+    memo = settings.cache_dir("fingerprints") / f"{key}.txt"
+    if memo.is_file():
+        fingerprint = memo.read_text().strip()
+    else:
+        fingerprint = _hash_tensors(model)
+        atomic_write_text(memo, fingerprint)
+    setattr(model, _FINGERPRINT, (fingerprint, _versions(model)))
+
+
+def _hash_tensors(model) -> str:
     import torch
 
     digest = hashlib.blake2b(digest_size=16)
