@@ -19,7 +19,7 @@ from taskdistill.study.store import STORE_NAME
 
 
 def small_spec(teacher: Path) -> dict:
-    """One branch, an iterative chain teacher → κ=0.7 → κ=0.45: 9 steps."""
+    """One branch, an iterative chain teacher → κ=0.7 → κ=0.45, each pruned model evaluated before recovery: 11 steps."""
     spec = tiny_spec(teacher)
     spec["axes"] = dict(spec["axes"], dataset_sizes=[8])
     spec["training"] = dict(spec["training"], max_steps=1)
@@ -77,5 +77,5 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, monkeypatch):
             break
     assert kills == 3
     assert all(r["status"] == "done" for r in step_rows(folder).values())
-    assert len(metrics(folder)) == 3 * 4
+    assert len(metrics(folder)) == 5 * 4  # the teacher, 2 pruned and 2 recovered students × 4 metrics
     assert metrics(folder) == metrics(tmp_path / "ref")  # identical final metrics

@@ -107,8 +107,10 @@ def test_uninterrupted_run(reference):
     obs = store.observations()
     runs = store.runs()
     store.close()
-    # 4 students + the teacher, each with accuracy, macro-F1, the facts benchmark and the aggregate
-    assert len(runs) == 5 and len(obs) == 5 * 4
+    # 4 students, each also evaluated right after its prune (before recovery), + the teacher; each with
+    # accuracy, macro-F1, the facts benchmark and the aggregate
+    assert len(runs) == 9 and len(obs) == 9 * 4
+    assert sorted(r["stage"] for r in runs) == ["pruned"] * 4 + ["recovered"] * 4 + ["teacher"]
     assert {r["metric"] for r in obs} == {"task_accuracy", "task_macro_f1", "gk_facts", "gk_aggregate"}
     for r in obs:
         assert r["n"] == (16 if r["metric"].startswith("task_") else 8)
@@ -116,9 +118,14 @@ def test_uninterrupted_run(reference):
             assert r["value"] == pytest.approx(r["correct"] / r["n"])
         assert r["reference"] is not None
     # GK after every prune → recover step: each iterative student has its own probe result
-    probe = [r for r in obs if r["metric"] == "gk_facts" and r["keep_fraction"] < 1]
+    probe = [r for r in obs if r["metric"] == "gk_facts" and r["stage"] == "recovered"]
     assert sorted((r["dataset_size"], r["keep_fraction"]) for r in probe) == [(12, 0.45), (12, 0.7), (24, 0.45),
                                                                               (24, 0.7)]
+    assert all(r["effective_dataset_size"] == r["dataset_size"] for r in probe)  # label runs use every example
+    pruned = [r for r in obs if r["metric"] == "gk_facts" and r["stage"] == "pruned"]
+    assert sorted(r["keep_fraction"] for r in pruned) == [0.45, 0.45, 0.7, 0.7]
+    assert all(r["dataset_size"] == 0 == r["effective_dataset_size"] for r in pruned)
+    assert len({r["branch"] for r in probe}) == 2  # one chain per dataset size
     student = next(r for r in runs if r["keep_fraction"] == 0.45 and r["dataset_size"] == 24)
     parent = next(r for r in runs if r["keep_fraction"] == 0.7 and r["dataset_size"] == 24)
     assert student["parent_key"] == parent["model_key"] and student["step_index"] == 2
@@ -147,7 +154,7 @@ def test_early_stop_skips_the_rest_of_a_branch(tmp_path):
     art = tmp_path / "a"
     art.mkdir()
     gk = {p.teacher_eval: 0.65}  # teacher: q = 1 by definition
-    evals = [r.eval_key for r in sorted(p.runs, key=lambda r: r.keep_fraction, reverse=True) if not r.is_teacher]
+    evals = [r.eval_key for r in sorted(p.runs, key=lambda r: r.keep_fraction, reverse=True) if r.stage == "recovered"]
     gk[evals[0]] = 0.55  # κ=0.8: q = (0.55 − 0.25)/(0.65 − 0.25) = 0.75 ≥ 0.5 → continue
     gk[evals[1]] = 0.40  # κ=0.6: q = 0.375 < 0.5 → the κ=0.4 prune and everything after it is skipped
     events = []
@@ -157,13 +164,13 @@ def test_early_stop_skips_the_rest_of_a_branch(tmp_path):
             break
         step = todo[0]
         assert store.claim(p.study, step.key)
-        rows = [{"metric": "gk_aggregate", "value": gk[step.key], "correct": None, "n": 100, "chance": 0.25}] \
-            if step.kind == "evaluate" else []
+        rows = [{"metric": "gk_aggregate", "value": gk.get(step.key, 0.3), "correct": None, "n": 100,
+                 "chance": 0.25}] if step.kind == "evaluate" else []  # pruned models: no gate
         store.finish(p.study, step.key, str(art), {}, rows)
     rows = store.steps(p.study)
     skipped = {k for k, r in rows.items() if r["status"] == "skipped"}
     last = next(s for s in p.steps.values() if s.kind == "prune" and s.inputs["keep_fraction"] == 0.4)
-    assert skipped == {last.key} | p.descendants(last.key) and len(skipped) == 3
+    assert skipped == {last.key} | p.descendants(last.key) and len(skipped) == 4  # + its pre-recovery evaluation
     assert "early stop: GK retention 0.375 < 0.5" in rows[last.key]["error"]
     assert {k for what, k in events if what == "skip"} == skipped
     assert all(r["status"] == "done" for k, r in rows.items() if k not in skipped)
@@ -235,16 +242,18 @@ def test_correction_cot_lora_with_data_rationales(tmp_path, monkeypatch):
     spec["evaluation"] = dict(spec["evaluation"], test_limit=8)
     summary = run_study(parse_spec(spec), tmp_path / "s")
     rows = step_rows(tmp_path / "s")
-    assert summary == {"done": 8} and sorted(r["kind"] for r in rows.values()) == sorted(
-        ["data", "teacher", "correct", "evaluate", "traces", "prune", "recover", "evaluate"])
+    # the teacher in both views, the pruned model before recovery and the student in the CoT view
+    assert summary == {"done": 10} and sorted(r["kind"] for r in rows.values()) == sorted(
+        ["data", "teacher", "correct", "traces", "prune", "recover"] + ["evaluate"] * 4)
     by_kind = {r["kind"]: r for r in rows.values()}
     assert json.loads(by_kind["traces"]["result"]) == {"traces": 8, "source": "data"}
-    assert json.loads(by_kind["prune"]["deps"])[0] == by_kind["correct"]["key"]  # the corrected teacher is pruned
-    assert json.loads(by_kind["traces"]["deps"])[0] == by_kind["teacher"]["key"]  # traces: the uncorrected one
+    assert json.loads(by_kind["prune"]["deps"])["parent"] == by_kind["correct"]["key"]  # the corrected teacher
+    assert json.loads(by_kind["traces"]["deps"])["writer"] == by_kind["correct"]["key"]  # writes the traces too
     store = Store(tmp_path / "s" / STORE_NAME)
     runs = store.runs()
-    assert len(runs) == 3 and {r["schedule"] for r in runs} == {None, "iterative", "oneshot"}
-    students = [r for r in runs if not r["is_teacher"]]
+    assert len(runs) == 6 and {r["schedule"] for r in runs} == {None, "iterative", "oneshot"}
+    assert {r["view"] for r in runs if not r["is_teacher"]} == {"cot"}
+    students = [r for r in runs if r["stage"] == "recovered"]
     assert students[0]["eval_key"] == students[1]["eval_key"]  # one student serves both schedules
     assert students[0]["train"]["steps"] == 1
     store.close()
@@ -260,13 +269,13 @@ def test_status_plan_and_help(reference):
     status = subprocess.run([*TASKDISTILL, "study", "status", str(root / "ref")], capture_output=True, text=True,
                             check=False, env=env)
     assert status.returncode == 0, status.stderr
-    assert "14/14 steps finished" in status.stdout and "│ recover  │       0 │       0 │    4 │" in \
+    assert "17/17 steps finished" in status.stdout and "│ recover  │       0 │       0 │    4 │" in \
         status.stdout
     plan = subprocess.run([*TASKDISTILL, "study", "plan", str(root / "spec.yaml"), "--dir", str(root / "ref"),
                            "--all"], capture_output=True, text=True, check=False, env=env)
     assert plan.returncode == 0, plan.stderr
     assert "│ recover  │     4 │      4 │" in plan.stdout  # all 4 recoveries are cached
-    assert plan.stdout.count("│ done  │") == 14
+    assert plan.stdout.count("│ done  │") == 17
     for verb in ("run", "plan", "resume", "status", "export"):
         helped = subprocess.run([*TASKDISTILL, "study", verb, "--help"], capture_output=True, text=True, check=False,
                                 env=env)

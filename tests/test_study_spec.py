@@ -53,7 +53,7 @@ def spec_with(**changes):
         ({"training__batch_size": 0}, "training.batch_size: Input should be greater than or equal to 1"),
         ({"knowledge__benchmarks": []}, "knowledge.benchmarks: give a list of benchmarks"),
         ({"knowledge__benchmarks": ["mmlu_pr"]}, "unknown benchmark 'mmlu_pr'. Did you mean 'mmlu_pro'"),
-        ({"evaluation__mode": "scor"}, "unknown evaluation mode 'scor'. Did you mean 'score'"),
+        ({"evaluation__views": "trainde"}, "unknown evaluation views 'trainde'. Did you mean 'trained'"),
         ({"teacher": ...}, "teacher: required field missing"),
     ],
 )
@@ -93,10 +93,16 @@ def test_plan_shares_identical_work():
     # prune the teacher once each, shared by every branch.
     assert counts["prune"] == 1 + branches * 2 + 2
     assert counts["recover"] == branches * 3 + branches * 2
-    assert counts["evaluate"] == counts["recover"] + 1  # + the teacher
+    # every student in the view it was trained in (label: answer, cot: its own rationale); every pruned
+    # model too, before recovery, in the view of its branch: the shared teacher → κ=0.8 prune and the two
+    # one-shot teacher prunes in both views, each branch's own prunes in one; the teacher in both views
+    assert counts["evaluate"] == 2 + counts["recover"] + (2 + branches * 2 + 2 * 2)
     assert counts["traces"] == 1 and counts["data"] == 1 and counts["teacher"] == 1
-    assert len(p.runs) == 1 + 2 * branches * 3
-    by_coords = {(r.schedule, r.dataset_size, r.supervision, r.keep_fraction): r for r in p.runs if not r.is_teacher}
+    recovered = [r for r in p.runs if r.stage == "recovered"]
+    assert len(recovered) == 2 * branches * 3 and len(p.runs) == 2 + 2 * len(recovered)
+    assert {(r.supervision, r.view) for r in p.runs if not r.is_teacher} == {("label", "answer"), ("cot", "cot")}
+    assert all(r.dataset_size == 0 for r in p.runs if r.stage == "pruned")
+    by_coords = {(r.schedule, r.dataset_size, r.supervision, r.keep_fraction): r for r in recovered}
     assert by_coords[("oneshot", 20, "label", 0.8)].eval_key == by_coords[("iterative", 20, "label", 0.8)].eval_key
     assert by_coords[("oneshot", 20, "label", 0.6)].eval_key != by_coords[("iterative", 20, "label", 0.6)].eval_key
     # an iterative student is pruned from the branch's previous student
@@ -105,13 +111,13 @@ def test_plan_shares_identical_work():
     # topological order: every dependency comes before its step
     seen = set()
     for step in p.steps.values():
-        assert set(step.deps) <= seen
+        assert set(step.deps.values()) <= seen
         seen.add(step.key)
     # only CoT recoveries read the traces
     traces = next(k for k, s in p.steps.items() if s.kind == "traces")
     for step in p.steps.values():
         if step.kind == "recover":
-            assert (traces in step.deps) == (step.inputs["training"]["supervision"] == "cot")
+            assert (traces in step.deps.values()) == (step.inputs["training"]["supervision"] == "cot")
 
 
 def test_keys_are_content_hashes():
@@ -147,8 +153,9 @@ def test_study_plan_validates_the_paper_preset(tmp_path):
                           capture_output=True, text=True, check=False, env=dict(os.environ, COLUMNS="200"))
     assert proc.returncode == 0, proc.stderr
     # 4 sizes × 3 formats × 2 methods × 3 seeds = 72 branches × 4 κ = 288 students; the teacher → 79 %
-    # pruning is shared: 1 + 72 × 3 prunes; + data, teacher, traces and the teacher's evaluation
-    assert "797 steps for 288 student runs" in proc.stdout
-    for kind, n in (("prune", 217), ("recover", 288), ("evaluate", 289), ("traces", 1)):
+    # pruning is shared: 1 + 72 × 3 prunes. Evaluations: the teacher in 2 views, every student, and every
+    # pruned model before recovery (the shared first prune in both views): 2 + 288 + 2 + 216
+    assert "1016 steps for 288 students" in proc.stdout
+    for kind, n in (("prune", 217), ("recover", 288), ("evaluate", 508), ("traces", 1)):
         assert re.search(rf"│ {kind}\s+│\s+{n} │\s+0 │", proc.stdout), kind  # n steps, none cached
     assert not (tmp_path / "paper").exists()  # planning writes nothing

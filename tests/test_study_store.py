@@ -74,18 +74,21 @@ def test_observations_contract(planned, tmp_path):
     teacher = [{"metric": "task_accuracy", "value": 0.8, "correct": 40, "n": 50, "chance": 0.1},
                {"metric": "gk_aggregate", "value": 0.6, "correct": 24, "n": 40, "chance": 0.25}]
     _finish_eval(store, p, p.teacher_eval, tmp_path, teacher)
-    student = next(r for r in p.runs if not r.is_teacher and r.dataset_size == 40)
+    student = next(r for r in p.runs if r.stage == "recovered" and r.dataset_size == 40)
     _finish_eval(store, p, student.eval_key, tmp_path,
                  [{"metric": "task_accuracy", "value": 0.5, "correct": 25, "n": 50, "chance": 0.1}])
     rows = store.observations()
     keys = {"metric", "supervision", "method", "schedule", "keep_fraction", "dataset_size", "seed", "correct", "n",
-            "value", "chance", "reference", "params", "latency_ms"}
+            "value", "chance", "reference", "params", "latency_ms", "branch", "effective_dataset_size", "stage",
+            "view", "stderr", "reference_correct", "reference_n", "reference_stderr"}
     assert all(set(r) == keys for r in rows)
     assert len(rows) == 3  # 2 teacher metrics + 1 student metric; unevaluated runs give no rows
     st = next(r for r in rows if r["keep_fraction"] == 0.5)
     assert st == {"metric": "task_accuracy", "supervision": "label", "method": "logit", "schedule": "iterative",
                   "keep_fraction": 0.5, "dataset_size": 40, "seed": 0, "correct": 25, "n": 50, "value": 0.5,
-                  "chance": 0.1, "reference": 0.8, "params": 100, "latency_ms": 2.5}
+                  "chance": 0.1, "reference": 0.8, "params": 100, "latency_ms": 2.5, "branch": student.branch,
+                  "effective_dataset_size": 40, "stage": "recovered", "view": "answer", "stderr": None,
+                  "reference_correct": 40, "reference_n": 50, "reference_stderr": None}
     te = [r for r in rows if r["keep_fraction"] == 1.0]
     assert {r["metric"]: r["reference"] for r in te} == {"task_accuracy": 0.8, "gk_aggregate": 0.6}
     runs = store.runs()

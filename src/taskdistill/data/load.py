@@ -59,6 +59,23 @@ def load_task_data(
                               id_col=id_col, cot_col=cot_col, label_names=label_names, sibling_labels=sibling)
 
 
+def source_fingerprint(source: str | Path) -> str:
+    """Content fingerprint of a data source, without parsing it: a synthetic spec is its own content
+    (the generator is deterministic), a local file its bytes (hashed once per file), a hub dataset its id."""
+    from taskdistill.cache import cached_file_sha256
+
+    spec = str(source).strip()
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        return "synthetic:" + ",".join(f"{k}={v}" for k, v in sorted(parse_synthetic(spec).items()))
+    if spec.lower() == "finheadlinemix" or spec.startswith("hf:"):
+        return "hub:" + spec
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise TaskDistillError(f"task data {spec} does not exist; give a csv/jsonl/parquet file, hf:owner/name or "
+                               "synthetic[:n=…]")
+    return "file:" + cached_file_sha256(path)[:16]
+
+
 def parse_synthetic(spec: str) -> dict:
     """``synthetic:n=2000,seed=0,granularity=fine`` → keyword arguments of ``synthetic.generate``."""
     kwargs: dict = {"n": 2000, "seed": 0, "granularity": "fine"}

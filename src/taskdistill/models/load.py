@@ -34,6 +34,23 @@ def resolve(ref: str) -> tuple[str, dict]:
     )
 
 
+def reference_fingerprint(ref: str) -> str:
+    """Content fingerprint of a model reference, without loading it: a built-in's recorded checksum,
+    a local folder's or file's bytes (each file hashed once), a hub id as given."""
+    from taskdistill.cache import cached_file_sha256, folder_hash
+    from taskdistill.models import builtin
+
+    if ref in builtin.BUILTINS:
+        return f"builtin:{ref}:{builtin.BUILTINS[ref].sha256[:16]}"
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return f"folder:{folder_hash(path)}"
+    if path.is_file():
+        return f"file:{cached_file_sha256(path)[:16]}"
+    resolve(ref)  # a clear error for what is neither
+    return f"hub:{ref}"
+
+
 def load_model(ref: str, *, dtype=None, trust_remote_code: bool = False):
     """Return ``(model, tokenizer)`` in eval mode; the tokenizer always has a pad token."""
     import torch

@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
 
 def _printer(console):
     def on_event(what: str, row: dict) -> None:
-        if what == "start":
+        if what == "plan":
+            _warn(console, row["warnings"])
+        elif what == "start":
             console.print(f"[cyan]▶[/] {row['label']} [dim]({row['kind']} {row['key'][:8]})[/]")
         elif what == "done":
             console.print(f"[green]✓[/] {row['label']} [dim]{row.get('seconds') or 0:.1f} s[/]")
@@ -30,6 +32,11 @@ def _printer(console):
             console.print(f"[red]✗[/] {row['label']}: {row.get('error')}")
 
     return on_event
+
+
+def _warn(console, warnings: list[str]) -> None:
+    for line in warnings:
+        console.print(f"[yellow]warning:[/] {line}")
 
 
 def _finish(console, folder: Path, spec, summary: dict, started: float) -> None:
@@ -102,8 +109,10 @@ def plan_cmd(
     parsed = load_spec(spec)
     folder = dir or Path("runs") / parsed.name
     p = prepare(parsed, folder)
+    console = Console()
     for table in plan_tables(p, parsed, folder, all_steps):
-        Console().print(table)
+        console.print(table)
+    _warn(console, p.warnings)
 
 
 @study_app.command("status")

@@ -15,9 +15,10 @@ from taskdistill.study.store import Store
 Event = Callable[[str, dict], None]  # (what, step row) → None: "start", "done", "skip", "fail"
 
 
-def dep_rows(step, rows: dict[str, dict]) -> list[dict]:
-    return [{"key": d, "kind": rows[d]["kind"], "artifact": rows[d]["artifact"], "result": rows[d]["result"]}
-            for d in step.deps]
+def dep_rows(step, rows: dict[str, dict]) -> dict[str, dict]:
+    """What a step reads of each step it names: role → key, kind, artifact, result."""
+    return {role: {"key": d, "kind": rows[d]["kind"], "artifact": rows[d]["artifact"], "result": rows[d]["result"]}
+            for role, d in step.deps.items()}
 
 
 def gate_retention(store: Store, p: Plan, gate: str) -> float | None:

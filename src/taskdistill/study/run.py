@@ -96,13 +96,16 @@ def check_folder(spec: StudySpec, folder: Path) -> None:
 
 
 def prepare(spec: StudySpec, folder: Path) -> Plan:
-    """Validate everything that can be checked before work starts (no store is written)."""
-    from taskdistill.study.steps import check_sizes
+    """Validate everything that can be checked before work starts (no store is written) and plan."""
+    from taskdistill.data.load import source_fingerprint
+    from taskdistill.models.load import reference_fingerprint
+    from taskdistill.study.steps import check_sizes, load_source
 
     check_folder(spec, folder)
-    if not spec.task.source.startswith("hf:"):  # hub data is checked when the data step loads it
-        check_sizes(spec.task.model_dump(), spec.subset_sizes())
-    return plan(spec)
+    task = spec.task.model_dump()
+    if not task["source"].startswith("hf:") and task["source"].lower() != "finheadlinemix":  # hub data: checked
+        check_sizes(task, spec.subset_sizes(), load_source(task, {}))                    # when the data step loads it
+    return plan(spec, {"teacher": reference_fingerprint(spec.teacher), "data": source_fingerprint(task["source"])})
 
 
 def run_study(spec: StudySpec, folder: str | Path, executor: str = "local", address: str | None = None,
@@ -111,6 +114,8 @@ def run_study(spec: StudySpec, folder: str | Path, executor: str = "local", addr
     folder = Path(folder)
     with StudyLock(folder):
         p = prepare(spec, folder)
+        if on_event:
+            on_event("plan", {"kind": "plan", "key": "", "label": "plan", "warnings": p.warnings})
         if not (folder / SPEC_NAME).is_file():  # first, so a folder with a store always has its spec copy
             atomic_write_text(folder / SPEC_NAME, dump_spec(spec))
         store = Store(folder / STORE_NAME)

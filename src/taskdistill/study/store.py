@@ -17,7 +17,7 @@ from pathlib import Path
 from taskdistill.errors import TaskDistillError
 
 STORE_NAME = "study.sqlite"  # the store's file name inside a study folder
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("pending", "running", "done", "failed", "skipped")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,10 +31,11 @@ CREATE TABLE IF NOT EXISTS steps (
 CREATE TABLE IF NOT EXISTS runs (
   key TEXT NOT NULL, study TEXT NOT NULL, eval_key TEXT NOT NULL, model_key TEXT NOT NULL, parent_key TEXT,
   supervision TEXT, method TEXT, schedule TEXT, keep_fraction REAL NOT NULL, dataset_size INTEGER NOT NULL,
-  seed INTEGER, step_index INTEGER NOT NULL, is_teacher INTEGER NOT NULL, PRIMARY KEY (study, key));
+  seed INTEGER, step_index INTEGER NOT NULL, is_teacher INTEGER NOT NULL, view TEXT NOT NULL, branch TEXT,
+  stage TEXT NOT NULL, is_primary INTEGER NOT NULL, PRIMARY KEY (study, key));
 CREATE TABLE IF NOT EXISTS metrics (
   study TEXT NOT NULL, eval_key TEXT NOT NULL, metric TEXT NOT NULL, value REAL, correct INTEGER, n INTEGER,
-  chance REAL, PRIMARY KEY (study, eval_key, metric));
+  chance REAL, stderr REAL, PRIMARY KEY (study, eval_key, metric));
 """
 
 
@@ -114,11 +115,11 @@ class Store:
                     "INSERT OR IGNORE INTO steps (key, study, kind, label, inputs, deps, gate) VALUES (?,?,?,?,?,?,?)",
                     (s.key, plan.study, s.kind, s.label, json.dumps(s.inputs), json.dumps(s.deps), s.gate))
             for r in plan.runs:
-                d = r.to_dict()
                 self.db.execute(
-                    "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (r.key, plan.study, r.eval_key, r.model_key, r.parent_key, d["supervision"], d["method"],
-                     d["schedule"], r.keep_fraction, r.dataset_size, r.seed, r.step_index, int(r.is_teacher)))
+                    "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (r.key, plan.study, r.eval_key, r.model_key, r.parent_key, r.supervision, r.method,
+                     r.schedule, r.keep_fraction, r.dataset_size, r.seed, r.step_index, int(r.is_teacher), r.view,
+                     r.branch, r.stage, int(r.primary)))
 
     # -- step status ------------------------------------------------------------------------
     def steps(self, study: str) -> dict[str, dict]:
@@ -148,8 +149,9 @@ class Store:
             if row is None:
                 raise RuntimeError(f"step {key} is not running; cannot mark it done")
             for m in metrics:
-                self.db.execute("INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?,?,?)", (
-                    study, key, m["metric"], m["value"], m.get("correct"), m.get("n"), m.get("chance")))
+                self.db.execute("INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?,?,?,?)", (
+                    study, key, m["metric"], m["value"], m.get("correct"), m.get("n"), m.get("chance"),
+                    _finite(m.get("stderr"))))
             self.db.execute(
                 "UPDATE steps SET status='done', artifact=?, result=?, finished=?, seconds=? WHERE study=? AND key=?",
                 (artifact, json.dumps(result), now, now - (row["started"] or now), study, key))
@@ -191,16 +193,19 @@ class Store:
             steps = self.steps(st["name"])
             metrics = self._metrics(st["name"])
             for row in self.db.execute("SELECT * FROM runs WHERE study=? ORDER BY is_teacher DESC, schedule, "
-                                       "dataset_size, supervision, method, seed, step_index", (st["name"],)):
+                                       "dataset_size, supervision, method, seed, step_index, stage, view",
+                                       (st["name"],)):
                 run = dict(row)
                 run["is_teacher"] = bool(run["is_teacher"])
+                run["primary"] = bool(run.pop("is_primary"))
                 ev, model = steps.get(run["eval_key"], {}), steps.get(run["model_key"], {})
-                result = ev.get("result") or {}
+                result, made = ev.get("result") or {}, model.get("result") or {}
+                effective = made.get("effective_dataset_size", run["dataset_size"] if run["stage"] == "recovered" else 0)
                 run.update(study=st["name"], status=ev.get("status"), step_key=run["eval_key"],
-                           artifact=(model.get("result") or {}).get("path") or model.get("artifact"),
+                           artifact=made.get("path") or model.get("artifact"),
                            params=result.get("params"), latency_ms=result.get("latency_ms"),
                            nll=result.get("nll"), brier=result.get("brier"), cost=result.get("cost"),
-                           train=(model.get("result") or {}).get("train"))
+                           train=made.get("train"), effective_dataset_size=effective)
                 for name, m in metrics.get(run["eval_key"], {}).items():
                     run[name] = m["value"]
                 out.append(run)
@@ -212,23 +217,36 @@ class Store:
             out.setdefault(row["eval_key"], {})[row["metric"]] = dict(row)
         return out
 
-    def observations(self, study: str | None = None) -> list[dict]:
-        """One row per evaluated student × metric, with the (corrected) teacher's value as ``reference``.
+    def observations(self, study: str | None = None, all_views: bool = False) -> list[dict]:
+        """One row per evaluated model × metric, with the teacher's value in the same view as ``reference``.
 
-        Teacher rows have keep_fraction 1.0, dataset_size 0 and None for supervision/method/schedule/seed.
+        Rows carry the laws' contract (docs/laws.md): ``branch`` (the chain a run belongs to: the unit
+        the bootstrap resamples), ``effective_dataset_size`` (examples actually trained on), ``stage``
+        (``pruned`` right after a prune: D = 0; ``recovered``), ``view``, ``stderr``, and the teacher's own
+        ``reference_correct`` / ``reference_n`` / ``reference_stderr``. Teacher rows have keep_fraction 1.0,
+        dataset_size 0 and None for supervision/method/schedule/seed. Only the view each model was trained
+        in is returned unless ``all_views``.
         """
         out = []
         for st in self._studies(study):
             metrics = self._metrics(st["name"])
-            reference = {k: m["value"] for k, m in metrics.get(st["teacher_eval"], {}).items()}
-            for run in self.runs(st["name"]):
+            runs = self.runs(st["name"])
+            teacher = {(name, r["view"]): m for r in runs if r["is_teacher"]
+                       for name, m in metrics.get(r["eval_key"], {}).items()}
+            for run in runs:
+                if not (run["primary"] or all_views):
+                    continue
                 for name, m in sorted(metrics.get(run["eval_key"], {}).items()):
+                    ref = teacher.get((name, run["view"])) or teacher.get((name, "answer")) or {}
                     out.append({
                         "metric": name, "supervision": run["supervision"], "method": run["method"],
                         "schedule": run["schedule"], "keep_fraction": run["keep_fraction"],
                         "dataset_size": run["dataset_size"], "seed": run["seed"], "correct": m["correct"],
-                        "n": m["n"], "value": m["value"], "chance": m["chance"], "reference": reference.get(name),
-                        "params": run["params"], "latency_ms": run["latency_ms"],
+                        "n": m["n"], "value": m["value"], "chance": m["chance"], "reference": ref.get("value"),
+                        "params": run["params"], "latency_ms": run["latency_ms"], "branch": run["branch"],
+                        "effective_dataset_size": run["effective_dataset_size"], "stage": run["stage"],
+                        "view": run["view"], "stderr": m["stderr"], "reference_correct": ref.get("correct"),
+                        "reference_n": ref.get("n"), "reference_stderr": ref.get("stderr"),
                     })
         return out
 
@@ -258,6 +276,10 @@ def open_store(folder: str | Path) -> Store:
 
 def has_store(folder: str | Path) -> bool:
     return (Path(folder) / STORE_NAME).is_file()
+
+
+def _finite(value):
+    return value if isinstance(value, (int, float)) and value == value and abs(value) != float("inf") else None
 
 
 class _Transaction:

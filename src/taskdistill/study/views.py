@@ -51,11 +51,13 @@ def plan_tables(p: Plan, spec: StudySpec, folder: Path, all_steps: bool = False)
 
     stored = _stored(folder)
     est = estimate(p, spec, stored)
-    students = sum(1 for r in p.runs if not r.is_teacher)
-    fixed = sum(1 for s in p.steps.values() if s.kind in ("data", "teacher", "correct", "traces")) + 1
-    saved = fixed + 3 * students - len(p.steps)  # prune + recover + evaluate per run if nothing were shared
-    summary = Table(title=f"study {p.study}: {len(p.steps)} steps for {students} student runs "
-                          f"({saved} prune/recover/evaluate steps saved by sharing identical work)")
+    students = sum(1 for r in p.runs if r.stage == "recovered" and r.primary)
+    fixed = sum(1 for s in p.steps.values() if s.kind in ("data", "teacher", "correct", "traces"))
+    fixed += sum(1 for r in p.runs if r.is_teacher)
+    # if nothing were shared: prune + recover + evaluate per recovered run, one evaluation per pruned run
+    naive = fixed + sum(3 if r.stage == "recovered" else 1 for r in p.runs if not r.is_teacher)
+    summary = Table(title=f"study {p.study}: {len(p.steps)} steps for {students} students "
+                          f"({naive - len(p.steps)} prune/recover/evaluate steps saved by sharing identical work)")
     for col in ("kind", "steps", "cached", "work left (units)", "estimated time left"):
         summary.add_column(col, justify="left" if col == "kind" else "right")
     for kind in KINDS:
