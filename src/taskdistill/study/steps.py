@@ -177,7 +177,7 @@ def evaluate_step(inputs: dict, deps: list[dict], out: Path) -> tuple[Path, dict
     from taskdistill.evaluate.knowledge import evaluate_knowledge
     from taskdistill.evaluate.task import evaluate_task
     from taskdistill.models.load import load_model
-    from taskdistill.prune.params import count_parameters
+    from taskdistill.models.params import count_parameters
 
     model_dep, data = deps
     ev, kn = inputs["evaluation"], inputs["knowledge"]
