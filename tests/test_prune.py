@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny import ARCHS, CORPUS, tiny_config, tiny_model, tiny_tokenizer
+from tiny import ARCHS, CORPUS, SHORT_WINDOW, tiny_config, tiny_model, tiny_tokenizer
 
 from taskdistill.errors import TaskDistillError
 from taskdistill.prune.api import prune
@@ -77,9 +77,11 @@ def test_zeroed_kv_group_pruned_exactly(arch):
     assert torch.allclose(logits(pruned), logits(model), atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_identity_layer_pruned_exactly(arch):
-    model = tiny_model(arch)
+@pytest.mark.parametrize("arch, overrides", [*((a, {}) for a in ARCHS), ("gemma3", SHORT_WINDOW)],
+                         ids=[*ARCHS, "gemma3-window4"])
+def test_identity_layer_pruned_exactly(arch, overrides):
+    """With a 4-token window the sliding and full layers differ: the kept layers must keep their types."""
+    model = tiny_model(arch, **overrides)
     for l in (0, 2):  # layers whose attention and MLP write nothing are the identity
         model.model.layers[l].self_attn.o_proj.weight.data.zero_()
         model.model.layers[l].mlp.down_proj.weight.data.zero_()
@@ -130,13 +132,14 @@ def test_pruned_size_hits_keep_fraction(arch, axes):
         assert pruned.config.num_attention_heads % pruned.config.num_key_value_heads == 0
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_save_and_reload_with_stock_transformers(arch, tmp_path):
+@pytest.mark.parametrize("arch, overrides", [*((a, {}) for a in ARCHS), ("gemma3", SHORT_WINDOW)],
+                         ids=[*ARCHS, "gemma3-window4"])
+def test_save_and_reload_with_stock_transformers(arch, overrides, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from taskdistill.models.load import save_model
 
-    model = tiny_model(arch, num_hidden_layers=6)
+    model = tiny_model(arch, num_hidden_layers=6, **overrides)
     pruned, report = prune(model, tiny_tokenizer(), 0.6, CORPUS, axes="mixed")
     save_model(pruned, tiny_tokenizer(), tmp_path / "out")
     again = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()

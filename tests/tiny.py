@@ -47,10 +47,12 @@ def tiny_tokenizer():
 
 ARCHS = ("llama", "qwen2", "qwen3", "mistral", "gemma3", "phi3")
 
-# per-architecture extras: Gemma 3 alternates sliding-window (window 4 tokens) and full attention layers
+# per-architecture extras: Gemma 3 alternates sliding-window and full attention layers. The window (256)
+# holds every prompt of the shared tests; tests about layer types pass a short one (SHORT_WINDOW).
 EXTRA = {
-    "gemma3": {"sliding_window": 4, "sliding_window_pattern": 2, "query_pre_attn_scalar": 16},
+    "gemma3": {"sliding_window": 256, "sliding_window_pattern": 2, "query_pre_attn_scalar": 16},
 }
+SHORT_WINDOW = {"sliding_window": 4}
 
 
 def tiny_config(arch: str = "llama", **overrides):
