@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny import CORPUS, tiny_model, tiny_tokenizer
+from tiny import ARCHS, CORPUS, tiny_model, tiny_tokenizer
 
 from taskdistill import settings
 from taskdistill.prune import importance as imp_mod
+from taskdistill.prune.archs import architecture
 from taskdistill.prune.importance import compute_importance, tokenize_calibration
 
 
@@ -47,26 +48,43 @@ def test_layer_score_is_mean_cosine_distance():
     assert compute_importance(model, tok, [CORPUS[0]]).layers[0] == pytest.approx(float(expected), rel=1e-5)
 
 
-def test_padding_does_not_change_scores():
-    model, tok = tiny_model("mistral"), tiny_tokenizer()
+@pytest.mark.parametrize("arch", ["mistral", "gemma3", "phi3"])
+def test_padding_does_not_change_scores(arch):
+    model, tok = tiny_model(arch), tiny_tokenizer()
     one = imp_mod._measure(model, tokenize_calibration(tok, CORPUS, 128, 1), False)
     many = imp_mod._measure(model, tokenize_calibration(tok, CORPUS, 128, 4), False)
     for name in ("neurons", "heads", "hidden", "layers"):
         assert torch.allclose(getattr(one, name), getattr(many, name), rtol=1e-4), name
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+def up_rows(layer):
+    """The up projection's weight rows (Phi-3 fuses gate and up: the up rows come second)."""
+    if hasattr(layer.mlp, "up_proj"):
+        return layer.mlp.up_proj.weight
+    fused = layer.mlp.gate_up_proj.weight
+    return fused[fused.shape[0] // 2:]
+
+
+def value_rows(layer):
+    """The value projection's weight rows (Phi-3 fuses q, k, v: the 2 KV heads' value rows come last)."""
+    if hasattr(layer.self_attn, "v_proj"):
+        return layer.self_attn.v_proj.weight
+    fused = layer.self_attn.qkv_proj.weight
+    return fused[fused.shape[0] - 2 * 16:]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_ranking_on_a_constructed_model(arch):
     model, tok = tiny_model(arch), tiny_tokenizer()
-    layers = model.model.layers
+    layers, arch = model.model.layers, architecture(model.config)
     with torch.no_grad():
         for layer in layers:
-            layer.mlp.up_proj.weight[7] *= 100  # neuron 7 is loud everywhere
-            layer.mlp.up_proj.weight[9] = 0  # neuron 9 is silent
-            layer.self_attn.v_proj.weight[:16] = 0  # KV group 0 (query heads 0, 1) outputs nothing
-            layer.self_attn.v_proj.weight[16:] *= 10
-            layer.input_layernorm.weight[5] = 50  # hidden channel 5 dominates every norm
-            layer.post_attention_layernorm.weight[5] = 50
+            up_rows(layer)[7] *= 100  # neuron 7 is loud everywhere
+            up_rows(layer)[9] = 0  # neuron 9 is silent
+            value_rows(layer)[:16] = 0  # KV group 0 (query heads 0, 1) outputs nothing
+            value_rows(layer)[16:] *= 10
+            for norm in arch.hidden_norms:  # hidden channel 5 dominates every norm: gain 5 (Gemma: 1 + w = 5)
+                layer.get_submodule(norm).weight[5] = 5 - arch.norm_offset
         layers[2].self_attn.o_proj.weight.zero_()  # layer 2 is the identity
         layers[2].mlp.down_proj.weight.zero_()
     imp = compute_importance(model, tok, CORPUS, layer_loss=True)
@@ -112,3 +130,20 @@ def test_cache_reuses_and_separates(monkeypatch):
         model.model.norm.weight.add_(1.0)
     with pytest.raises(AssertionError, match="recomputed"):
         compute_importance(model, tok, CORPUS)  # other weights: a new key
+
+
+def test_bf16_model_scores_on_its_device():
+    """A bf16 model: batches, masks and float64 accumulators follow the model; scores come back float32 on
+    the CPU and agree with the float32 model's up to bf16 rounding."""
+    tok = tiny_tokenizer()
+    model = tiny_model("gemma3")
+    batches = tokenize_calibration(tok, CORPUS, 128, 4)
+    full = imp_mod._measure(model, batches, layer_loss=True)
+    half = imp_mod._measure(model.to(torch.bfloat16), batches, layer_loss=True)
+    for name in ("neurons", "heads", "hidden", "layers", "layer_loss"):
+        got = getattr(half, name)
+        assert got.shape == getattr(full, name).shape and got.dtype == torch.float32 and got.device.type == "cpu", name
+        assert torch.isfinite(got).all(), name
+    for name in ("neurons", "heads", "hidden"):
+        assert torch.allclose(getattr(half, name), getattr(full, name), rtol=0.05, atol=1e-3), name
+    assert half.tokens == full.tokens

@@ -45,13 +45,28 @@ def tiny_tokenizer():
     return fast
 
 
-ARCHS = ("llama", "qwen2", "qwen3", "mistral")
+ARCHS = ("llama", "qwen2", "qwen3", "mistral", "gemma3", "phi3")
+
+# per-architecture extras: Gemma 3 alternates sliding-window and full attention layers. The window (256)
+# holds every prompt of the shared tests; tests about layer types pass a short one (SHORT_WINDOW).
+EXTRA = {
+    "gemma3": {"sliding_window": 256, "sliding_window_pattern": 2, "query_pre_attn_scalar": 16},
+}
+SHORT_WINDOW = {"sliding_window": 4}
 
 
 def tiny_config(arch: str = "llama", **overrides):
-    from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
+    from transformers import (
+        Gemma3TextConfig,
+        LlamaConfig,
+        MistralConfig,
+        Phi3Config,
+        Qwen2Config,
+        Qwen3Config,
+    )
 
-    cls = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config, "mistral": MistralConfig}[arch]
+    cls = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config, "mistral": MistralConfig,
+           "gemma3": Gemma3TextConfig, "phi3": Phi3Config}[arch]
     vocab = len(tiny_tokenizer())
     kwargs = dict(
         vocab_size=vocab,
@@ -62,10 +77,11 @@ def tiny_config(arch: str = "llama", **overrides):
         num_key_value_heads=2,
         head_dim=16,
         max_position_embeddings=512,
-        tie_word_embeddings=arch in ("llama", "qwen3"),
+        tie_word_embeddings=arch in ("llama", "qwen3", "gemma3"),
         pad_token_id=0,
         bos_token_id=0,
         eos_token_id=2,
+        **EXTRA.get(arch, {}),
     )
     kwargs.update(overrides)
     return cls(**kwargs)

@@ -37,6 +37,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from taskdistill.errors import TaskDistillError
+from taskdistill.models.params import count_parameters
 
 # Default measurement inputs: real-looking headlines and the 13-category taxonomy of PAPER.md.
 HEADLINES = [
@@ -87,13 +88,6 @@ class Cost:
         out["latency_ms_batched"] = self.latency_ms.get(big) if big is not None else None
         out["batch_size_batched"] = big
         return out
-
-
-def count_parameters(model) -> tuple[int, int]:
-    """(total, non-embedding) parameter counts; the pruning stage's definition (tied weights once)."""
-    from taskdistill.prune.params import count_parameters as shared
-
-    return shared(model)
 
 
 def matmul_parameters(model) -> int:

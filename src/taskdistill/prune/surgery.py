@@ -2,9 +2,10 @@
 
 Hand-written: transformers has no structural slicing for these architectures. Units kept per axis are
 the most important ones (``Importance``); kept layers stay in their original order. Query heads are
-chosen inside the kept KV groups, so GQA stays valid. When hidden channels are dropped, the RMSNorm
-weights are scaled by sqrt(h / h'): a channel carrying no energy then changes nothing (exact as the
-norm's eps → 0), because the mean square is taken over h' instead of h channels.
+chosen inside the kept KV groups, so GQA stays valid. What each tensor's rows and columns are comes
+from the architecture record (``archs``). When hidden channels are dropped, the RMSNorm gains
+(w, or Gemma's 1 + w) are scaled by sqrt(h / h'): a channel carrying no energy then changes nothing
+(exact as the norm's eps → 0), because the mean square is taken over h' instead of h channels.
 """
 
 from __future__ import annotations
@@ -15,8 +16,18 @@ import math
 import torch
 
 from taskdistill.errors import TaskDistillError
-from taskdistill.prune.importance import Importance
-from taskdistill.prune.params import check_supported
+from taskdistill.prune.archs import (
+    DIM,
+    HID,
+    KV,
+    MLP,
+    Architecture,
+    Q,
+    architecture,
+    head_dim,
+    unit_sizes,
+)
+from taskdistill.prune.importance import Importance, model_device
 from taskdistill.prune.shape import TargetShape
 
 
@@ -31,7 +42,7 @@ def select(importance: Importance, target: TargetShape, config, layer_metric: st
     nq, nkv = config.num_attention_heads, config.num_key_value_heads
     if (target.num_hidden_layers > config.num_hidden_layers or target.hidden_size > config.hidden_size
             or target.intermediate_size > config.intermediate_size or target.num_attention_heads > nq
-            or target.num_key_value_heads > nkv or target.head_dim != _head_dim(config)):
+            or target.num_key_value_heads > nkv or target.head_dim != head_dim(config)):
         raise TaskDistillError(f"target shape {target.as_dict()} is not a sub-shape of the model")
     if target.num_attention_heads % target.num_key_value_heads:
         raise TaskDistillError("target query heads must be divisible by its KV heads")
@@ -51,10 +62,6 @@ def select(importance: Importance, target: TargetShape, config, layer_metric: st
     return {"layers": layers, "hidden": top(importance.hidden, target.hidden_size), "heads": heads, "neurons": neurons}
 
 
-def _head_dim(config) -> int:
-    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-
-
 def _rows(heads: torch.Tensor, d: int) -> torch.Tensor:
     return (heads[:, None] * d + torch.arange(d)[None, :]).reshape(-1)
 
@@ -69,74 +76,108 @@ def target_config(config, target: TargetShape, layers: list[int]):
     return type(config).from_dict(values)
 
 
-# per-layer tensor → (rows kept, columns kept, scaled by sqrt(h/h')); "hid" = hidden channels
-SLICES = {
-    "input_layernorm.weight": ("hid", None, True),
-    "post_attention_layernorm.weight": ("hid", None, True),
-    "self_attn.q_proj.weight": ("q", "hid", False),
-    "self_attn.q_proj.bias": ("q", None, False),
-    "self_attn.k_proj.weight": ("kv", "hid", False),
-    "self_attn.k_proj.bias": ("kv", None, False),
-    "self_attn.v_proj.weight": ("kv", "hid", False),
-    "self_attn.v_proj.bias": ("kv", None, False),
-    "self_attn.o_proj.weight": ("hid", "q", False),
-    "self_attn.o_proj.bias": ("hid", None, False),
-    "self_attn.q_norm.weight": (None, None, False),
-    "self_attn.k_norm.weight": (None, None, False),
-    "mlp.gate_proj.weight": ("mlp", "hid", False),
-    "mlp.gate_proj.bias": ("mlp", None, False),
-    "mlp.up_proj.weight": ("mlp", "hid", False),
-    "mlp.up_proj.bias": ("mlp", None, False),
-    "mlp.down_proj.weight": ("hid", "mlp", False),
-    "mlp.down_proj.bias": ("hid", None, False),
-}
+def take(tensor: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tensor | None) -> torch.Tensor:
+    """The kept rows and columns of ``tensor`` as one fresh tensor: a single gather, no intermediate copy;
+    a tensor kept whole is cloned, so the new model never shares storage with the old one."""
+    tensor = tensor.detach()
+    if rows is None and cols is None:
+        return tensor.clone()
+    if cols is None:
+        return tensor.index_select(0, rows.to(tensor.device))
+    if rows is None:
+        return tensor.index_select(1, cols.to(tensor.device))
+    return tensor[rows.to(tensor.device)[:, None], cols.to(tensor.device)]
 
 
-def sliced_state(model, keep: dict) -> dict[str, torch.Tensor]:
-    """The pruned state dict, keyed for the new model (layers renumbered)."""
+def fused_rows(units: tuple[str, ...], index: dict, full: dict[str, int]) -> torch.Tensor | None:
+    """Row indices of a (possibly fused) tensor whose rows are ``units`` concatenated; None keeps all."""
+    if len(units) == 1:
+        return index[units[0]]
+    parts, offset = [], 0
+    for unit in units:
+        kept = index[unit] if index[unit] is not None else torch.arange(full[unit])
+        parts.append(offset + kept)
+        offset += full[unit]
+    return torch.cat(parts)
+
+
+def rescale_norm(weight: torch.Tensor, factor: float, offset: float) -> torch.Tensor:
+    """RMSNorm gain (offset + w) multiplied by ``factor``: w' = (offset + w)·factor − offset."""
+    if factor == 1.0:
+        return weight
+    return ((weight.float() + offset) * factor - offset).to(weight.dtype)
+
+
+def sliced_state(model, keep: dict, arch: Architecture | None = None) -> dict[str, torch.Tensor]:
+    """The pruned state dict, keyed for the new model (layers renumbered); every tensor a fresh one.
+
+    Hidden pruning h → h': hidden-norm gains (offset + w) × sqrt(h/h'); embeddings the model scales by
+    f(h) get × f(h)/f(h') so the kept channels' values stay the same; the final norm is rescaled by
+    sqrt(h/h') divided by that factor when the LM head is the (rescaled) tied embedding.
+    """
     cfg = model.config
-    d = _head_dim(cfg)
+    arch = arch or architecture(cfg)
+    d = head_dim(cfg)
     hid = keep["hidden"]
-    scale = math.sqrt(cfg.hidden_size / len(hid))
+    norm_factor = math.sqrt(cfg.hidden_size / len(hid))
     state = model.state_dict()
+    embedding = state[f"{arch.embedding}.weight"]
+    emb_factor = arch.embedding_factor(cfg.hidden_size, len(hid), embedding.dtype)
+    tied = bool(getattr(cfg, "tie_word_embeddings", False))
     out: dict[str, torch.Tensor] = {}
-    prefix = "model."
-    out[prefix + "embed_tokens.weight"] = state[prefix + "embed_tokens.weight"][:, hid]
-    out[prefix + "norm.weight"] = state[prefix + "norm.weight"][hid] * scale
-    if "lm_head.weight" in state and not cfg.tie_word_embeddings:
-        out["lm_head.weight"] = state["lm_head.weight"][:, hid]
+    out[f"{arch.embedding}.weight"] = take(embedding, None, hid)
+    if emb_factor != 1.0:
+        out[f"{arch.embedding}.weight"].mul_(emb_factor)
+    out[f"{arch.final_norm}.weight"] = rescale_norm(take(state[f"{arch.final_norm}.weight"], hid, None),
+                                                    norm_factor / (emb_factor if tied else 1.0), arch.norm_offset)
+    if not tied:
+        out[f"{arch.lm_head}.weight"] = take(state[f"{arch.lm_head}.weight"], None, hid)
+    full = unit_sizes(hidden=cfg.hidden_size, intermediate=cfg.intermediate_size, heads=cfg.num_attention_heads,
+                      kv_heads=cfg.num_key_value_heads, dim=d)
+    tensors = {t.name: t for t in arch.tensors(cfg)}
     for new, old in enumerate(keep["layers"].tolist()):
-        src, dst = f"{prefix}layers.{old}.", f"{prefix}layers.{new}."
+        src, dst = f"{arch.layers}.{old}.", f"{arch.layers}.{new}."
+        present = {name[len(src):] for name in state if name.startswith(src)}
+        if present - tensors.keys():
+            name = src + min(present - tensors.keys())
+            raise TaskDistillError(f"pruning does not know how to slice {name}; unsupported layout")
+        if tensors.keys() - present:
+            raise TaskDistillError(f"{src[:-1]} has no {min(tensors.keys() - present)}; unsupported layout")
         q_heads, kv_groups = keep["heads"][new]
-        q_rows, kv_rows, neurons = _rows(q_heads, d), _rows(kv_groups, d), keep["neurons"][new]
-        rows = {"q": q_rows, "kv": kv_rows, "mlp": neurons, "hid": hid, None: None}
-        for name, tensor in state.items():
-            if name.startswith(src):
-                rest = name[len(src):]
-                if rest not in SLICES:
-                    raise TaskDistillError(f"pruning does not know how to slice {name}; unsupported layout")
-                row, col, scaled = SLICES[rest]
-                piece = tensor if row is None else tensor[rows[row]]
-                piece = piece if col is None else piece[:, rows[col]]
-                out[dst + rest] = (piece * scale if scaled else piece).clone()
+        index = {Q: _rows(q_heads, d), KV: _rows(kv_groups, d), MLP: keep["neurons"][new], HID: hid, DIM: None}
+        for name, rule in tensors.items():
+            piece = take(state[src + name], fused_rows(rule.rows, index, full), index[rule.cols] if rule.cols else None)
+            out[dst + name] = rescale_norm(piece, norm_factor, arch.norm_offset) if rule.norm else piece
     return out
 
 
 def prune_model(model, importance: Importance, target: TargetShape, layer_metric: str = "cosine"):
-    """A new model of ``target`` shape holding the most important units of ``model`` (same dtype)."""
+    """A new model of ``target`` shape holding the most important units of ``model`` (same dtype, device).
+
+    The new model is built with empty (meta) parameters and the sliced tensors are put straight in, so
+    the peak is the model plus the kept slices (no randomly initialised copy); buffers (rotary
+    frequencies, Gemma's embedding scale) are computed for the new config at construction.
+    """
+    from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
 
-    check_supported(model.config)
+    arch = architecture(model.config)
     keep = select(importance, target, model.config, layer_metric)
     config = target_config(model.config, target, keep["layers"].tolist())
-    state = sliced_state(model, keep)
-    new = AutoModelForCausalLM.from_config(config, dtype=model.dtype)
-    missing, unexpected = new.load_state_dict(state, strict=False)
-    allowed = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    state = sliced_state(model, keep, arch)
+    with init_empty_weights(include_buffers=False):
+        new = AutoModelForCausalLM.from_config(config, dtype=model.dtype)
+    missing, unexpected = new.load_state_dict(state, strict=False, assign=True)
+    del state
+    allowed = {f"{arch.lm_head}.weight"} if config.tie_word_embeddings else set()
     if set(missing) - allowed or unexpected:
         raise RuntimeError(f"surgery left missing={missing} unexpected={unexpected}")
     if config.tie_word_embeddings:
         new.tie_weights()
+    empty = [name for name, t in [*new.named_parameters(), *new.named_buffers()] if t.is_meta]
+    if empty:
+        raise RuntimeError(f"surgery left tensors without values: {empty}")
+    new.to(model_device(model))  # the weights are there already; moves the buffers
     new.generation_config = copy.deepcopy(model.generation_config)
     new.eval()
     return new

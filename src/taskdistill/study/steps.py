@@ -208,7 +208,7 @@ def evaluate_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list
     """In-domain metrics in one view, general knowledge, and (for trained views) cost on the task's prompts."""
     from taskdistill.evaluate.knowledge import evaluate_knowledge
     from taskdistill.evaluate.task import evaluate_task
-    from taskdistill.prune.params import count_parameters
+    from taskdistill.models.params import count_parameters
     from taskdistill.models.prompts import PromptFormat
 
     ev, kn, view = inputs["evaluation"], inputs["knowledge"], inputs["view"]
