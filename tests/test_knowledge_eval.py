@@ -177,10 +177,11 @@ def test_hub_mapping_and_defaults(monkeypatch):
     monkeypatch.delenv("TASKDISTILL_BENCHMARKS_DIR", raising=False)
     monkeypatch.delenv("TASKDISTILL_DATA_DIR", raising=False)
     assert tasks.default_benchmarks() == ["probe"]
-    hub = {name: tasks.resolve(name).hub for name in tasks.BENCHMARKS}
+    hub = {name: tasks.resolve(name).hub for name in tasks.BENCHMARKS if tasks.BENCHMARKS[name].hub}
     assert hub == {"arc_easy": "arc_easy", "arc_challenge": "arc_challenge", "hellaswag": "hellaswag",
-                   "piqa": "piqa", "mmlu": "mmlu", "mmlu_cloze": "mmlu_continuation", "mmlu_pro": "mmlu_pro",
-                   "triviaqa": "triviaqa"}
+                   "piqa": "piqa", "mmlu": "mmlu", "mmlu_cloze": "mmlu_continuation", "triviaqa": "triviaqa"}
+    # lm-eval's mmlu_pro is generative chain-of-thought: the hub dataset is read in our formulation instead
+    assert tasks.BENCHMARKS["mmlu_pro"].hub is None and tasks.BENCHMARKS["mmlu_pro"].hub_dataset[0] == "TIGER-Lab/MMLU-Pro"
     assert tasks.resolve("probe").hub is None  # the probe never needs a hub
     import re
     from pathlib import Path

@@ -101,7 +101,7 @@ def _plan(item: tasks.Resolved, limit: int | None, seed: int) -> _Plan:
         raise TaskDistillError(f"limit {limit} is larger than benchmark {item.name!r} ({len(docs)} items); "
                                f"use --limit {len(docs)} or less")
     chosen = [docs[i] for i in stratified_subset([d["stratum"] for d in docs], limit, seed, item.balanced)]
-    key = {"benchmark": item.name, "files": [cache.file_sha256(p) for p in item.paths], "limit": limit,
+    key = {"benchmark": item.name, "files": [cache.cached_file_sha256(p) for p in item.paths], "limit": limit,
            "seed": seed, "formulation": item.formulation, "kind": item.kind}
     return _Plan(item, key, lambda lm: _run_local(lm, item, chosen))
 
@@ -169,7 +169,8 @@ def summarise(item: tasks.Resolved, samples: list[dict]) -> BenchmarkResult:
     n = len(scores)
     return BenchmarkResult(
         name=item.name, acc=sum(scores) / n, acc_norm=(sum(norms) / n) if norms else None,
-        correct=round(sum(scores)), n=n, stderr=mean_stderr(scores), chance=chance_level(choices),
+        correct=round(sum(scores)), n=n, stderr=mean_stderr(scores),
+        chance=item.chance if item.chance is not None else chance_level(choices),
         formulation=item.formulation,
     )
 

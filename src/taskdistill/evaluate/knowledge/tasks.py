@@ -1,8 +1,10 @@
-"""The benchmark registry: local release files -> lm-eval task configs, or lm-eval's hub tasks.
+"""The benchmark registry: one ``Benchmark`` record per name → an lm-eval task over local documents,
+or lm-eval's own hub task.
 
 With a benchmark folder (``settings.benchmarks_dir()``) each name reads its original release files
-(layout below, the one of ``../shared/data``); without one, the same names run lm-eval's standard
-hub-backed tasks (``HUB_TASKS``). ``probe`` and ``jsonl:PATH`` are always local.
+(the layouts of its record, those of ``../shared/data``); without one, a record's hub dataset is
+fetched and read the same way, or lm-eval's standard hub-backed task runs. ``probe`` (packaged) and
+``jsonl:PATH`` (any generic multiple-choice file) are always local.
 """
 
 from __future__ import annotations
@@ -20,57 +22,72 @@ from taskdistill.evaluate.knowledge import formats
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A benchmark name, where its files live, how to read them, and how to pick its subset."""
+    """One general-knowledge benchmark: where its release files live and how to read them, the hub
+    alternative, the formulation, the chance level and how its subset is drawn.
+
+    ``kind``: ``mc`` (log-likelihood over the choices; chance = mean of 1/choices, or ``chance``) or
+    ``gen`` (greedy generation scored by exact match; chance 0). Without a benchmark folder the hub is
+    used: ``hub`` names lm-eval's standard task (or group), or ``hub_dataset`` = (dataset id, config,
+    split) is fetched with ``datasets`` and read with ``read`` like a release file, in our formulation.
+    ``files`` gives fixed files instead (the packaged probe). Adding a benchmark is one ``register``.
+    """
 
     name: str
-    kind: str  # "mc" (log-likelihood over choices) or "gen" (greedy generation, exact match)
-    layouts: tuple[tuple[str, ...], ...]  # alternatives; each lists globs relative to the folder
+    kind: str
     read: Callable[[list[Path]], list[dict]]
     formulation: str
+    layouts: tuple[tuple[str, ...], ...] = ()  # alternatives; each lists globs relative to the folder
+    hub: str | None = None
+    hub_dataset: tuple[str, str | None, str] | None = None
     balanced: bool = False  # equal items per stratum (subjects) instead of proportional
+    chance: float | None = None  # a fixed chance level where the rule of ``kind`` does not apply
+    files: Callable[[], tuple[Path, ...]] | None = None
 
 
 def _one(reader):
     return lambda paths: reader(paths[0])
 
 
-BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b
-    for b in (
-        Benchmark("arc_easy", "mc", (("arc/ARC-Easy-Test.jsonl",), ("ARC-Easy/ARC-Easy-Test.jsonl",)),
-                  _one(formats.read_arc), "cloze: answer text after 'Question: …\\nAnswer:'"),
-        Benchmark("arc_challenge", "mc",
-                  (("arc/ARC-Challenge-Test.jsonl",), ("ARC-Challenge/ARC-Challenge-Test.jsonl",)),
-                  _one(formats.read_arc), "cloze: answer text after 'Question: …\\nAnswer:'"),
-        Benchmark("hellaswag", "mc",
-                  (("hellaswag/hellaswag_val.jsonl",), ("hellaswag_val_1k/hellaswag_val_1000.jsonl",)),
-                  _one(formats.read_hellaswag), "cloze: ending after the activity context"),
-        Benchmark("piqa", "mc", (("piqa/dev.jsonl", "piqa/dev-labels.lst"), ("piqa/valid.jsonl", "piqa/valid-labels.lst")),
-                  lambda p: formats.read_piqa(p[0], p[1]), "cloze: solution after 'Question: goal\\nAnswer:'"),
-        Benchmark("mmlu", "mc", (("mmlu/test/*_test.csv",),), lambda p: formats.read_mmlu(p, cloze=False),
-                  "letter choice: ' A'..' D' after a lettered list", balanced=True),
-        Benchmark("mmlu_cloze", "mc", (("mmlu/test/*_test.csv",),), lambda p: formats.read_mmlu(p, cloze=True),
-                  "cloze: answer text (lm-eval mmlu_continuation)", balanced=True),
-        Benchmark("mmlu_pro", "mc",
-                  (("mmlu_pro/test.parquet",), ("mmlu_pro/data/test-*.parquet",), ("mmlu_pro/test.jsonl",)),
-                  formats.read_mmlu_pro, "letter choice over up to 10 options, 0-shot", balanced=True),
-        Benchmark("triviaqa", "gen", (("triviaqa_3k/triviaqa_sm_sub.jsonl",), ("triviaqa/*.jsonl",)),
-                  _one(formats.read_triviaqa), "greedy answer, exact match against any alias"),
-    )
-}
+BENCHMARKS: dict[str, Benchmark] = {}
 
-# lm-eval's standard hub-backed task (or group) used for each name when no benchmark folder is set.
-HUB_TASKS = {
-    "arc_easy": "arc_easy",
-    "arc_challenge": "arc_challenge",
-    "hellaswag": "hellaswag",
-    "piqa": "piqa",
-    "mmlu": "mmlu",
-    "mmlu_cloze": "mmlu_continuation",
-    "mmlu_pro": "mmlu_pro",
-    "triviaqa": "triviaqa",
-}
 
+def register(bench: Benchmark) -> Benchmark:
+    """Add a benchmark (replacing one of the same name)."""
+    if bench.kind not in ("mc", "gen"):
+        raise ValueError(f"benchmark kind must be mc or gen, got {bench.kind!r}")
+    BENCHMARKS[bench.name] = bench
+    return bench
+
+
+GENERIC = "cloze: choice text after 'Question: …\\nAnswer:'"
+CLOZE = "cloze: answer text after 'Question: …\\nAnswer:'"
+for _bench in (
+    Benchmark("probe", "mc", _one(formats.read_generic), GENERIC, files=lambda: (probe_path(),)),
+    Benchmark("arc_easy", "mc", _one(formats.read_arc), CLOZE,
+              (("arc/ARC-Easy-Test.jsonl",), ("ARC-Easy/ARC-Easy-Test.jsonl",)), hub="arc_easy"),
+    Benchmark("arc_challenge", "mc", _one(formats.read_arc), CLOZE,
+              (("arc/ARC-Challenge-Test.jsonl",), ("ARC-Challenge/ARC-Challenge-Test.jsonl",)), hub="arc_challenge"),
+    Benchmark("hellaswag", "mc", _one(formats.read_hellaswag), "cloze: ending after the activity context",
+              (("hellaswag/hellaswag_val.jsonl",), ("hellaswag_val_1k/hellaswag_val_1000.jsonl",)), hub="hellaswag"),
+    Benchmark("piqa", "mc", lambda p: formats.read_piqa(p[0], p[1]), "cloze: solution after 'Question: goal\\nAnswer:'",
+              (("piqa/dev.jsonl", "piqa/dev-labels.lst"), ("piqa/valid.jsonl", "piqa/valid-labels.lst")), hub="piqa"),
+    Benchmark("mmlu", "mc", lambda p: formats.read_mmlu(p, cloze=False),
+              "letter choice: ' A'..' D' after a lettered list", (("mmlu/test/*_test.csv",),), hub="mmlu",
+              balanced=True),
+    Benchmark("mmlu_cloze", "mc", lambda p: formats.read_mmlu(p, cloze=True),
+              "cloze: answer text (lm-eval mmlu_continuation)", (("mmlu/test/*_test.csv",),), hub="mmlu_continuation",
+              balanced=True),
+    # lm-eval's own mmlu_pro task is generative chain-of-thought (no log-likelihood `acc`): the hub
+    # dataset is read in the same letter-choice formulation as the release files instead
+    Benchmark("mmlu_pro", "mc", formats.read_mmlu_pro, "letter choice over up to 10 options, 0-shot",
+              (("mmlu_pro/test.parquet",), ("mmlu_pro/data/test-*.parquet",), ("mmlu_pro/test.jsonl",)),
+              hub_dataset=("TIGER-Lab/MMLU-Pro", None, "test"), balanced=True),
+    Benchmark("triviaqa", "gen", _one(formats.read_triviaqa), "greedy answer, exact match against any alias",
+              (("triviaqa_3k/triviaqa_sm_sub.jsonl",), ("triviaqa/*.jsonl",)), hub="triviaqa"),
+):
+    register(_bench)
+
+HUB_TASKS = {name: b.hub for name, b in BENCHMARKS.items() if b.hub}  # lm-eval's task for each name, for reference
 PROBE_CHANCE = 0.25
 
 
@@ -80,7 +97,7 @@ def probe_path() -> Path:
 
 
 def known_names() -> list[str]:
-    return ["probe", *BENCHMARKS, "jsonl:PATH"]
+    return [*BENCHMARKS, "jsonl:PATH"]
 
 
 def default_benchmarks() -> list[str]:
@@ -92,7 +109,7 @@ def default_benchmarks() -> list[str]:
 
 @dataclass(frozen=True)
 class Resolved:
-    """A benchmark ready to load: local files (``paths``) or a hub task (``hub``)."""
+    """A benchmark ready to load: local files (``paths``) or an lm-eval hub task (``hub``)."""
 
     name: str
     kind: str
@@ -101,6 +118,7 @@ class Resolved:
     paths: tuple[Path, ...] = ()
     read: Callable[[list[Path]], list[dict]] | None = None
     hub: str | None = None
+    chance: float | None = None
 
     def docs(self) -> list[dict]:
         assert self.read is not None
@@ -108,23 +126,49 @@ class Resolved:
 
 
 def resolve(name: str, root: Path | None = None) -> Resolved:
-    """Map a benchmark name to its local files (checked to exist) or its lm-eval hub task."""
-    generic = "cloze: choice text after 'Question: …\\nAnswer:'"
-    if name == "probe":
-        return Resolved("probe", "mc", generic, False, (probe_path(),), _one(formats.read_generic))
+    """Map a benchmark name to its local files (checked to exist), its hub dataset, or its lm-eval hub task."""
     if name.startswith("jsonl:"):
         path = Path(name[len("jsonl:"):]).expanduser()
         if not path.is_file():
             raise TaskDistillError(f"benchmark {name!r}: no such file {path}; give the path of a JSONL file with "
                                    '{"question", "choices", "answer"} per line')
-        return Resolved(name, "mc", generic, False, (path,), _one(formats.read_generic))
+        return Resolved(name, "mc", GENERIC, False, (path,), _one(formats.read_generic))
     if name not in BENCHMARKS:
         raise did_you_mean(name, known_names(), "benchmark")
     bench = BENCHMARKS[name]
+    common = {"name": name, "kind": bench.kind, "formulation": bench.formulation, "balanced": bench.balanced,
+              "chance": bench.chance}
+    if bench.files is not None:
+        return Resolved(**common, paths=tuple(bench.files()), read=bench.read)
     root = root if root is not None else settings.benchmarks_dir()
-    if root is None:
-        return Resolved(name, bench.kind, bench.formulation, bench.balanced, hub=HUB_TASKS[name])
-    return Resolved(name, bench.kind, bench.formulation, bench.balanced, _locate(bench, Path(root)), bench.read)
+    if root is not None:
+        return Resolved(**common, paths=_locate(bench, Path(root)), read=bench.read)
+    if bench.hub_dataset is not None:
+        return Resolved(**common, paths=(_fetch(bench),), read=bench.read)
+    return Resolved(**common, hub=bench.hub)
+
+
+def _fetch(bench: Benchmark) -> Path:
+    """The hub dataset of ``bench`` as one local parquet file under the cache home (downloaded once)."""
+    path = settings.cache_dir("benchmarks") / bench.name / "test.parquet"
+    if path.is_file():
+        return path
+    import datasets
+
+    dataset, config, split = bench.hub_dataset
+    try:
+        rows = datasets.load_dataset(dataset, config, split=split)
+    except Exception as exc:  # offline, unknown dataset, …: many types
+        raise TaskDistillError(f"benchmark {bench.name!r}: could not fetch {dataset} from the hub ({exc}); set "
+                               "TASKDISTILL_BENCHMARKS_DIR to a folder holding its release files") from None
+    import io
+
+    from taskdistill.cache import atomic_write_bytes
+
+    buf = io.BytesIO()
+    rows.to_parquet(buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
 
 
 def _locate(bench: Benchmark, root: Path) -> tuple[Path, ...]:
