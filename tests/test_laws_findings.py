@@ -20,8 +20,8 @@ def _study(task=TASK, gk=None, supervisions=("label", "cot"), kappas=KAPPAS, see
     gk = gk or {"label": GK_EARLY, "cot": GK_KEPT}
     rows = []
     for i, sup in enumerate(supervisions):
-        common = dict(kappas=kappas, seeds=seeds, dataset_sizes=dataset_sizes, supervisions=(sup,), branches=True,
-                      rng=rng * 100 + i)
+        common = {"kappas": kappas, "seeds": seeds, "dataset_sizes": dataset_sizes, "supervisions": (sup,),
+                  "branches": True, "rng": rng * 100 + i}
         if "task_macro_f1" in metrics:
             rows += rows_from_law(task[0], task[1], metric="task_macro_f1", n=n, chance=1 / 35, reference=0.88,
                                   reference_n=n, **common)

@@ -13,7 +13,12 @@ import math
 import numpy as np
 import pytest
 
-from taskdistill.laws.bootstrap import MIN_UNITS_FOR_CASES, bootstrap, bootstrap_joint, choose_kind
+from taskdistill.laws.bootstrap import (
+    MIN_UNITS_FOR_CASES,
+    bootstrap,
+    bootstrap_joint,
+    choose_kind,
+)
 from taskdistill.laws.fit import fit_points
 from taskdistill.laws.observations import points, validate_rows
 from taskdistill.laws.synthetic import rows_from_law
@@ -133,3 +138,28 @@ def test_effective_n_reproduces_the_measured_standard_error():
                                               count=False, rng=0))
     fit_notes = fit_points(points(pseudo_rows, "f1"), "a1").notes
     assert any("pseudo-counts value·n" in note for note in fit_notes)
+
+
+def test_teacher_error_reaches_the_collapse_gap_and_recommend():
+    from taskdistill.laws.analysis import fit_study
+    from taskdistill.laws.recommend import recommend
+
+    def rows(reference_n):
+        out = rows_from_law("a1", {"a": 0.01, "alpha": 1.6}, metric="macro_f1", kappas=KAPPAS, n=400, rng=0,
+                            reference_n=reference_n)
+        out += rows_from_law("a1", {"a": 0.1, "alpha": 2.0}, metric="gk_mmlu", kappas=KAPPAS, n=400, rng=1,
+                             chance=0.25, reference=0.6, reference_n=reference_n)
+        return validate_rows(out)
+
+    def gap_width(result):
+        g = next(g for g in result["groups"] if g["metric"] == "gk_mmlu")
+        gap = g["derived"]["collapse_gap_vs_macro_f1"]
+        return gap["hi"] - gap["lo"], g["bootstrap"]["reference"]
+
+    noisy, how = gap_width(fit_study(rows(100), families=("a1",), B=B, validate=False))
+    exact, exact_how = gap_width(fit_study(rows(None), families=("a1",), B=B, validate=False))
+    assert "binomial at the teacher's 100 items" in how and exact_how.startswith("exact")
+    assert noisy > 1.2 * exact
+    out = recommend(rows(400), min_macro_f1=0.5, min_gk_retention=0.5, gk_metric="gk_mmlu", in_domain="macro_f1",
+                    B=10, confidence=0.3)
+    assert "binomial" in out["reference"]["gk_mmlu"]

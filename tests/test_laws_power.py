@@ -58,7 +58,7 @@ def test_cot_vs_label_detectable_difference_holds_up_in_simulation():
     g, c, m, seeds, kappas = 0.6, 0.25, 400, 3, 4
     rng = np.random.default_rng(1)
     estimates = {0.0: [], cot["value"]: []}
-    for d in estimates:
+    for d, found in estimates.items():
         for _ in range(3000):
             r_hat = rng.binomial(m, g) / m
             chain = rng.normal(0, 0.02, (2, seeds, 1))
@@ -67,7 +67,7 @@ def test_cot_vs_label_detectable_difference_holds_up_in_simulation():
             v_c = c + (g - c) * (q_label + d) + chain[1]
             k_l = rng.binomial(m, np.clip(np.broadcast_to(v_l, (seeds, kappas)), 0, 1)) / m
             k_c = rng.binomial(m, np.clip(np.broadcast_to(v_c, (seeds, kappas)), 0, 1)) / m
-            estimates[d].append(np.mean(k_c - k_l) / (r_hat - c))
+            found.append(np.mean(k_c - k_l) / (r_hat - c))
     sd0 = float(np.std(estimates[0.0]))
     assert cot["se_at_zero"] == pytest.approx(sd0, rel=0.1)
     power = np.mean(np.abs(np.array(estimates[cot["value"]])) / cot["se_at_zero"] > 1.96)

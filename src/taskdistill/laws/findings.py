@@ -39,7 +39,11 @@ import numpy as np
 from taskdistill.errors import TaskDistillError
 from taskdistill.laws import derived
 from taskdistill.laws.analysis import in_domain_metric, slices
-from taskdistill.laws.bootstrap import MIN_UNITS_FOR_CASES, bootstrap_joint, percentile_interval
+from taskdistill.laws.bootstrap import (
+    MIN_UNITS_FOR_CASES,
+    bootstrap_joint,
+    percentile_interval,
+)
 from taskdistill.laws.fit import fit_with_ceiling
 from taskdistill.laws.observations import metrics_of, points, validate_rows
 from taskdistill.laws.spread import estimate_spread

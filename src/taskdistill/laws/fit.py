@@ -18,7 +18,12 @@ from scipy.optimize import minimize, nnls
 
 from taskdistill.errors import TaskDistillError, did_you_mean
 from taskdistill.laws import likelihood as lik
-from taskdistill.laws.fitcheck import NotIdentifiable, check_data, check_identified, min_points
+from taskdistill.laws.fitcheck import (
+    NotIdentifiable,
+    check_data,
+    check_identified,
+    min_points,
+)
 from taskdistill.laws.forms import FORMS, Design, Form, get_form
 from taskdistill.laws.observations import Points
 from taskdistill.laws.transforms import Q_MIN, neglog_retention, value_from_retention

@@ -40,7 +40,7 @@ def level_out_errors(points: Points, form, *, loss: str = "auto") -> tuple[np.nd
     """Per-point held-out errors (accuracy points; NaN where a level's refit was refused) from
     refitting without each level of the form's axis in turn, and one summary per level."""
     form = get_form(form)
-    axis, values = _axis_values(points, form)
+    values = _axis_values(points, form)[1]
     errors = np.full(len(points), np.nan)
     levels = []
     for level in np.unique(values):
