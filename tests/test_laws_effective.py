@@ -60,3 +60,14 @@ def test_recommend_candidates_carry_nominal_and_effective_d():
     out = recommend(rows, min_macro_f1=0.7, min_gk_retention=0.3, in_domain="m", B=5, confidence=0.5)
     best = out["recommended"]
     assert best["effective_dataset_size"] == pytest.approx(best["dataset_size"] * KEPT[best["supervision"]])
+
+
+def test_recommend_leaves_students_right_after_a_prune_out():
+    law = {"a": 0.05, "alpha": 1.7}
+    rows = rows_from_law("a1", law, metric="task_macro_f1", kappas=KAPPAS, dataset_sizes=(0, 4000), n=2000,
+                         chance=1 / 35, reference=0.88, rng=9)
+    for r in rows:
+        if r["dataset_size"] == 0:
+            r["stage"] = "pruned"
+    out = recommend(validate_rows(rows), min_macro_f1=0.5, B=5, confidence=0.5, top=100)
+    assert out["ranked"] and all(e["dataset_size"] == 4000 for e in out["ranked"])

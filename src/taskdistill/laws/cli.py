@@ -157,6 +157,9 @@ def _print_fit(result: dict) -> None:
     console.print(params)
     if derived.row_count:
         console.print(derived)
+    teacher = {g["metric"]: g["bootstrap"]["reference"] for g in ok if g.get("bootstrap", {}).get("replicates")}
+    for metric, how in sorted(teacher.items()):
+        console.print(f"[dim]{metric}: teacher reference {escape(how)}[/dim]")
     for g in result["groups"]:
         if g["status"] != "ok":
             console.print(f"[dim]skipped {g['metric']} {g['form']} {escape(_slice_text(g['slice']))}: "

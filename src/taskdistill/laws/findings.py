@@ -45,7 +45,7 @@ from taskdistill.laws.bootstrap import (
     percentile_interval,
 )
 from taskdistill.laws.fit import fit_with_ceiling
-from taskdistill.laws.observations import metrics_of, points, validate_rows
+from taskdistill.laws.observations import metrics_of, points, stage_of, validate_rows
 from taskdistill.laws.spread import estimate_spread
 from taskdistill.laws.validate import level_out_errors
 
@@ -67,7 +67,7 @@ CLAIMS = {"F1": "in-domain quality declines predictably with compression",
 def test_findings(rows: list[dict], level: float = 0.95, B: int = 100, seed: int = 0, *,
                   in_domain: str | None = None, gk_metric: str | None = None) -> list[dict]:
     """The three findings on ``rows`` (study observations; teacher rows are dropped)."""
-    rows = [r for r in validate_rows(rows) if _stage(r) == "recovered"]
+    rows = [r for r in validate_rows(rows) if stage_of(r) == "recovered"]
     known = metrics_of(rows) if rows else []
     ind = in_domain or in_domain_metric(known)
     gk = gk_metric or _knowledge(known, ind)
@@ -75,10 +75,6 @@ def test_findings(rows: list[dict], level: float = 0.95, B: int = 100, seed: int
 
 
 test_findings.__test__ = False  # a library function, not a pytest test
-
-
-def _stage(r) -> str:
-    return r.get("stage") or ("pruned" if r["dataset_size"] == 0 else "recovered")
 
 
 def _knowledge(metrics, ind) -> str | None:

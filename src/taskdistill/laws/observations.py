@@ -243,6 +243,11 @@ _ARRAYS = ("kappa", "dataset_size", "correct", "n", "chance", "reference", "supe
            "seed", "D", "stderr", "ref_n", "ref_se", "stage", "likelihood")
 
 
+def stage_of(row: dict) -> str:
+    """A row's stage: its ``stage``, else "pruned" at nominal D = 0 and "recovered" otherwise."""
+    return row.get("stage") or ("pruned" if row["dataset_size"] == 0 else "recovered")
+
+
 def metrics_of(rows: list[dict]) -> list[str]:
     return sorted({r["metric"] for r in rows})
 
@@ -263,7 +268,7 @@ def points(rows: list[dict], metric: str, **where) -> Points:
     correct, n, kind = (np.array(x) for x in zip(*(_likelihood_counts(r) for r in sel)))
     runs = tuple(tuple(r[k] for k in RUN_KEYS) for r in sel)
     nominal = col("dataset_size")
-    stage = np.array([r.get("stage") or ("pruned" if r["dataset_size"] == 0 else "recovered") for r in sel], object)
+    stage = np.array([stage_of(r) for r in sel], object)
     return Points(
         metric=metric, kappa=col("keep_fraction"), dataset_size=nominal, correct=correct.astype(np.float64),
         n=n.astype(np.float64), chance=col("chance"), reference=col("reference"),

@@ -62,6 +62,9 @@ def plan_power(design: dict) -> dict:
     p_task, g = float(exp["task_accuracy"]), float(exp["gk_accuracy"])
     _check(1 / n_cls < p_task < 1, "expected.task_accuracy", "above chance (1/n_classes) and below 1")
     _check(c_gk < g < 1, "expected.gk_accuracy", "above gk_chance and below 1")
+    if isinstance(d["keep_fractions"], str):
+        raise TaskDistillError("power design: give keep_fractions as a list of κ values (resolve a named schedule "
+                               "such as `paper` first)")
     seeds = _count(d["seeds"])
     kappas = sorted({float(k) for k in d["keep_fractions"]})
     grid = {"kappa": len(kappas), "seeds": seeds, "D": _count(d["dataset_sizes"]), "methods": _count(d["methods"]),

@@ -34,7 +34,7 @@ from taskdistill.laws.analysis import slices
 from taskdistill.laws.bootstrap import bootstrap_joint
 from taskdistill.laws.fit import fit_with_ceiling
 from taskdistill.laws.forms import Form, get_form
-from taskdistill.laws.observations import metrics_of, points
+from taskdistill.laws.observations import metrics_of, points, stage_of
 from taskdistill.laws.spread import Spread, estimate_spread, residual_correlation
 
 KNOWLEDGE_HINTS = ("aggregate", "gk", "knowledge")
@@ -215,7 +215,10 @@ def recommend(rows: list[dict], *, min_macro_f1: float | None = None, min_gk_ret
         if limit is not None and model is None:
             raise TaskDistillError(f"the observations record no {key}; drop the --max-{key.replace('_', '-')} constraint")
     metrics = list(quality)
-    rows = [r for r in rows if r["metric"] in metrics]
+    # candidates are trained students: rows evaluated right after a prune (stage pruned, D = 0) stay out
+    rows = [r for r in rows if r["metric"] in metrics and stage_of(r) == "recovered"]
+    if not rows:
+        raise TaskDistillError("no recovered students to recommend from (every row is right after a prune)")
     models, notes, reasons = _models(rows, metrics, in_domain, B, seed, loss, ceiling, kind)
     if not models:
         raise TaskDistillError(f"no law could be fitted for recommending (joint law {JOINT} and every {FALLBACK} "
