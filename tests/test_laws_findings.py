@@ -94,3 +94,9 @@ def test_many_branches_are_resampled_as_units():
     assert out["F2"]["effect"]["n"]["bootstrap"] == ["branches"] and out["F2"]["verdict"] == "reproduced"
     assert out["F3"]["effect"]["n"]["bootstrap"] == "pair units" and out["F3"]["verdict"] == "reproduced"
     assert out["F3"]["effect"]["n"]["units"] == 40
+
+
+def test_only_students_right_after_a_prune_are_untestable():
+    rows = _study(dataset_sizes=(0,))
+    out = _by_id(findings.test_findings(rows, B=5))
+    assert all(f["verdict"] == "untestable" and "axes.dataset_sizes" in f["why"] for f in out.values())

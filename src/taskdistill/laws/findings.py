@@ -68,7 +68,10 @@ def test_findings(rows: list[dict], level: float = 0.95, B: int = 100, seed: int
                   in_domain: str | None = None, gk_metric: str | None = None) -> list[dict]:
     """The three findings on ``rows`` (study observations; teacher rows are dropped)."""
     rows = [r for r in validate_rows(rows) if stage_of(r) == "recovered"]
-    known = metrics_of(rows) if rows else []
+    if not rows:
+        why = "no recovered students (every row is right after a prune, D = 0): add dataset sizes (axes.dataset_sizes)"
+        return [_result(fid, "untestable", why) for fid in ("F1", "F2", "F3")]
+    known = metrics_of(rows)
     ind = in_domain or in_domain_metric(known)
     gk = gk_metric or _knowledge(known, ind)
     return [_f1(rows, ind, level, B, seed), _f2(rows, ind, gk, level, B, seed), _f3(rows, gk, level, B, seed)]

@@ -214,12 +214,17 @@ def recommend(rows: list[dict], *, min_macro_f1: float | None = None, min_gk_ret
     for key, (limit, model) in cost.items():
         if limit is not None and model is None:
             raise TaskDistillError(f"the observations record no {key}; drop the --max-{key.replace('_', '-')} constraint")
-    metrics = list(quality)
-    # candidates are trained students: rows evaluated right after a prune (stage pruned, D = 0) stay out
-    rows = [r for r in rows if r["metric"] in metrics and stage_of(r) == "recovered"]
-    if not rows:
-        raise TaskDistillError("no recovered students to recommend from (every row is right after a prune)")
-    models, notes, reasons = _models(rows, metrics, in_domain, B, seed, loss, ceiling, kind)
+    metrics, notes = list(quality), []
+    rows = [r for r in rows if r["metric"] in metrics]
+    # candidates are trained students: rows evaluated right after a prune (stage pruned, D = 0) stay out,
+    # unless the study holds nothing else
+    recovered = [r for r in rows if stage_of(r) == "recovered"]
+    if recovered:
+        rows = recovered
+    else:
+        notes.append("every row is a student right after a prune (D = 0): recommending among pruned students")
+    models, fit_notes, reasons = _models(rows, metrics, in_domain, B, seed, loss, ceiling, kind)
+    notes += fit_notes
     if not models:
         raise TaskDistillError(f"no law could be fitted for recommending (joint law {JOINT} and every {FALLBACK} "
                                f"slice refused); {JOINT}: {reasons[0]}")
