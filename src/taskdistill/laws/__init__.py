@@ -1,7 +1,8 @@
 """Scaling laws of compressed students: closed-form fits with intervals, held-out checks, collapse
-points and recommendations (docs/laws.md).
+points, the source paper's findings, power before compute, and recommendations (docs/laws.md).
 
-Entry points: ``observations.load_rows`` / ``points``, ``fit.fit_points``, ``bootstrap.bootstrap``,
-``validate.leave_one_level_out`` / ``mild_to_severe`` / ``compare_forms``, ``derived``,
-``analysis.fit_study``, ``recommend.recommend``, ``synthetic`` (rows from known laws).
+Entry points: ``observations.load_rows`` / ``points``, ``forms.register`` (one record per law form),
+``fit.fit_points`` / ``fit_with_ceiling``, ``bootstrap.bootstrap_joint``, ``validate.leave_one_level_out``
+/ ``mild_to_severe`` / ``compare_forms``, ``derived``, ``analysis.fit_study``, ``findings.test_findings``,
+``power.plan_power``, ``recommend.recommend``, ``synthetic`` (rows from known laws).
 """

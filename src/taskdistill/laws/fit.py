@@ -18,14 +18,22 @@ from scipy.optimize import minimize, nnls
 
 from taskdistill.errors import TaskDistillError, did_you_mean
 from taskdistill.laws import likelihood as lik
-from taskdistill.laws.fitcheck import NotIdentifiable, check_data, check_identified, min_points
-from taskdistill.laws.forms import FORMS, Design, Form
+from taskdistill.laws.fitcheck import (
+    NotIdentifiable,
+    check_data,
+    check_identified,
+    min_points,
+)
+from taskdistill.laws.forms import FORMS, Design, Form, get_form
 from taskdistill.laws.observations import Points
 from taskdistill.laws.transforms import Q_MIN, neglog_retention, value_from_retention
 
-__all__ = ["LOSSES", "Fit", "NotIdentifiable", "fit_points", "get_form", "single_thread"]
+__all__ = ["CEILING_MODES", "FORMS", "LOSSES", "Fit", "NotIdentifiable", "fit_points", "fit_with_ceiling",
+           "get_form", "single_thread"]
 
 LOSSES = ("auto", "binomial", "betabinomial", "huber", "lsq")
+CEILING_MODES = ("auto", "never", "always")
+CEILING_DELTA_AICC = 2.0  # the free-ceiling variant must beat its base form by this much AICc
 REF_LEVELS = {"supervision": "label", "schedule": "iterative"}
 
 
@@ -51,6 +59,9 @@ class Fit:
     log_likelihood: float | None = None
     aicc: float | None = None
     notes: list = field(default_factory=list)
+    chance: float = math.nan  # mean chance and reference of the fitted points: predict_value's defaults
+    reference: float = math.nan
+    q_max: float = 1.0
 
     def design(self, kappa, dataset_size=1.0, supervision=None, schedule=None) -> Design:
         kappa, D = np.asarray(kappa, dtype=np.float64), np.asarray(dataset_size, dtype=np.float64)
@@ -59,20 +70,24 @@ class Fit:
         sup = _index(supervision, self.levels[0], "supervision", shape)
         sched = _index(schedule, self.levels[1], "schedule", shape)
         return Design(kappa / self.scales[0], D / self.scales[1], sup, sched,
-                      len(self.levels[0]), len(self.levels[1]), self.q0)
+                      len(self.levels[0]), len(self.levels[1]), self.q0, self.q_max)
 
     def predict_q(self, kappa, dataset_size=1.0, supervision=None, schedule=None) -> np.ndarray:
         """Predicted retention q at the given settings (arrays broadcast against κ)."""
         return self.form.q(self.u, self.design(kappa, dataset_size, supervision, schedule))[0]
 
     def predict_value(self, chance, reference, kappa, dataset_size=1.0, supervision=None, schedule=None):
+        """Predicted metric value; ``chance`` / ``reference`` None → those of the fitted points."""
+        chance = self.chance if chance is None else chance
+        reference = self.reference if reference is None else reference
         return value_from_retention(self.predict_q(kappa, dataset_size, supervision, schedule), chance, reference)
 
     def predict_points(self, pts: Points) -> np.ndarray:
-        """Predicted metric values at the settings of ``pts`` (their own chance and reference)."""
-        joint = self.form.name == "c1"
-        return self.predict_value(pts.chance, pts.reference, pts.kappa, pts.dataset_size,
-                                  pts.supervision if joint else None, pts.schedule if joint else None)
+        """Predicted metric values at the settings of ``pts`` (their own chance and reference, effective D)."""
+        factors = self.form.factors
+        return self.predict_value(pts.chance, pts.reference, pts.kappa, pts.D,
+                                  pts.supervision if "supervision" in factors else None,
+                                  pts.schedule if "schedule" in factors else None)
 
     def to_dict(self) -> dict:
         return {"form": self.form.name, "metric": self.metric, "loss": self.loss, "params": self.params,
@@ -80,7 +95,8 @@ class Fit:
                 "log_likelihood": self.log_likelihood, "aicc": self.aicc, "rho": self.rho,
                 "starts_reached": self.starts_reached, "starts_polished": self.starts_polished,
                 "converged": self.converged, "levels": {"supervision": list(self.levels[0]),
-                                                        "schedule": list(self.levels[1])}, "notes": self.notes}
+                                                        "schedule": list(self.levels[1])}, "notes": self.notes,
+                "chance": self.chance, "reference": self.reference}
 
 
 def _index(value, levels, what, shape):
@@ -99,14 +115,6 @@ def _levels(values, what) -> tuple:
     uniq = sorted(set(values))
     ref = REF_LEVELS[what]
     return tuple([ref] + [v for v in uniq if v != ref]) if ref in uniq else tuple(uniq)
-
-
-def get_form(form: str | Form) -> Form:
-    if isinstance(form, Form):
-        return form
-    if form not in FORMS:
-        raise did_you_mean(form, FORMS, "law family")
-    return FORMS[form]
 
 
 _CONTROLLER = None
@@ -141,10 +149,15 @@ def _fit_points(points, form, loss, huber_delta, n_polish, rho, check=True, pars
     if loss not in LOSSES:
         raise did_you_mean(loss, LOSSES, "loss")
     notes = []
-    if form.name == "c1" and np.any(points.dataset_size == 0):
-        keep = points.dataset_size > 0
-        notes.append(f"c1 needs D > 0: {int((~keep).sum())} point(s) right after pruning (D = 0) are left to b1")
+    if form.positive_D and np.any(points.D == 0):
+        keep = points.D > 0
+        notes.append(f"{form.name} needs D > 0: {int((~keep).sum())} point(s) right after pruning (D = 0) are "
+                     "left to b1")
         points = points.take(keep)
+    pseudo = int(np.sum(points.likelihood == "pseudo"))
+    if pseudo:
+        notes.append(f"{pseudo} point(s) of {points.metric} have neither counts nor a standard error: fitted as "
+                     "pseudo-counts value·n (a quasi-binomial that assumes binomial noise at the test size)")
     check_data(points, form)
     X, scales, levels = _design(points, form)
     k, n, chance, ref = points.correct, points.n, points.chance, points.reference
@@ -168,7 +181,7 @@ def _fit_points(points, form, loss, huber_delta, n_polish, rho, check=True, pars
     objective = _objective(form, X, loss, k, n, chance, ref, y, huber_delta, rho)
     bounds = form.bounds(X)
     starts = _starts(form, X, y, np.ones_like(y) if loss in ("lsq", "huber") else w, bounds)
-    if loss == "lsq" and form.phi_grid(X) is not None:
+    if loss == "lsq" and form.linear is not None:
         starts = [_vp_refine(form, X, y, s, bounds) for s in _best(starts, objective, n_polish)]
     else:
         starts = _best(starts, objective, n_polish)
@@ -189,26 +202,55 @@ def _fit_points(points, form, loss, huber_delta, n_polish, rho, check=True, pars
     aicc = None if logl is None else _aicc(logl, k_aic, len(points))
     return Fit(form, points.metric, loss, best.x, form.natural(best.x, X, scales, levels),
                scales, levels, X.q0, float(best.fun), len(points), n_params, len(reached),
-               len(results), converged, rho, logl, aicc, notes)
+               len(results), converged, rho, logl, aicc, notes, float(np.mean(chance)), float(np.mean(ref)), X.q_max)
+
+
+def fit_with_ceiling(points: Points, form: str | Form, *, loss: str = "auto", mode: str = "auto", **kw) -> Fit:
+    """Fit ``form``, or its free-ceiling variant (``Form.ceiling``: students may exceed the teacher).
+
+    ``never``: the form itself; ``always``: the variant; ``auto``: the variant only when the data
+    need it — it passes the parsimony rule and lowers AICc by at least :data:`CEILING_DELTA_AICC`.
+    """
+    if mode not in CEILING_MODES:
+        raise did_you_mean(mode, CEILING_MODES, "ceiling mode")
+    form = get_form(form)
+    if mode == "never" or form.ceiling is None:
+        return fit_points(points, form, loss=loss, **kw)
+    variant = get_form(form.ceiling)
+    if mode == "always":
+        return fit_points(points, variant, loss=loss, **kw)
+    base = fit_points(points, form, loss=loss, **kw)
+    try:
+        alt = fit_points(points, variant, loss=base.loss, rho=base.rho, **kw)
+    except TaskDistillError:
+        return base
+    if base.aicc is None or alt.aicc is None or not alt.aicc <= base.aicc - CEILING_DELTA_AICC:
+        return base
+    alt.notes.append(f"free ceiling: {variant.name} preferred over {form.name} (ΔAICc {alt.aicc - base.aicc:.1f}); "
+                     f"the fitted ceiling is retention {alt.params.get('q_ceiling', math.nan):.3g} of the teacher's")
+    return alt
 
 
 def _design(points: Points, form: Form):
-    """Normalised inputs (κ, D over their geometric means), level indices (c1) and b1's anchor q0."""
-    joint = form.name == "c1"
-    sup = _levels(points.supervision, "supervision") if joint else tuple(sorted(set(points.supervision)))
-    sched = _levels(points.schedule, "schedule") if joint else tuple(sorted(set(points.schedule)))
+    """Normalised inputs (κ, effective D over their geometric means), factor level indices, the
+    anchor q0 (forms anchored at D = 0) and q_max (the retention of a student scoring 1)."""
+    by_sup, by_sched = "supervision" in form.factors, "schedule" in form.factors
+    sup = _levels(points.supervision, "supervision") if by_sup else tuple(sorted(set(points.supervision)))
+    sched = _levels(points.schedule, "schedule") if by_sched else tuple(sorted(set(points.schedule)))
     q0 = None
-    at0 = points.dataset_size == 0
-    if form.name == "b1" and at0.any():  # pooled retention of the runs right after pruning
+    at0 = points.D == 0
+    if form.anchor_q0 and at0.any():  # pooled retention of the runs right after pruning
         c, r = points.chance[at0].mean(), points.reference[at0].mean()
         q0 = float((points.correct[at0].sum() / points.n[at0].sum() - c) / (r - c))
-    d_pos = points.dataset_size[~at0]
-    scales = (float(np.exp(np.mean(np.log(points.kappa)))), float(np.exp(np.mean(np.log(d_pos)))) if d_pos.size else 1.0)
+    d_pos = points.D[~at0]
+    scales = (float(np.exp(np.mean(np.log(points.kappa)))) if "kappa" in form.normalise else 1.0,
+              float(np.exp(np.mean(np.log(d_pos)))) if "D" in form.normalise and d_pos.size else 1.0)
     zeros = np.zeros(len(points), int)
-    X = Design(points.kappa / scales[0], points.dataset_size / scales[1],
-               np.array([sup.index(s) for s in points.supervision]) if joint else zeros,
-               np.array([sched.index(s) for s in points.schedule]) if joint else zeros,
-               len(sup) if joint else 1, len(sched) if joint else 1, q0)
+    q_max = float(np.min((1 - points.chance) / (points.reference - points.chance)))
+    X = Design(points.kappa / scales[0], points.D / scales[1],
+               np.array([sup.index(s) for s in points.supervision]) if by_sup else zeros,
+               np.array([sched.index(s) for s in points.schedule]) if by_sched else zeros,
+               len(sup) if by_sup else 1, len(sched) if by_sched else 1, q0, q_max)
     return X, scales, (sup, sched)
 
 
@@ -238,20 +280,19 @@ def _objective(form, X, loss, k, n, chance, ref, y, delta, rho):
 
 
 def _starts(form: Form, X: Design, y, w, bounds):
-    grid = form.phi_grid(X)
-    if grid is None:
+    if form.linear is None:
         return [np.clip(u, *np.array(bounds).T) for u in form.grid(X)]
     out = []
     sw = np.sqrt(w)
-    for phi in grid:
+    for phi in form.linear.grid(X):
         coef = _linear(form, phi, X, y, sw)
-        out.append(np.clip(form.assemble(phi, coef, X), *np.array(bounds).T))
+        out.append(np.clip(form.linear.assemble(phi, coef, X), *np.array(bounds).T))
     return out
 
 
 def _linear(form, phi, X, y, sw):
     """Variable projection: the linear coefficients for fixed nonlinear ones (weighted (N)NLS)."""
-    basis, offset, nonneg = form.basis(phi, X)
+    basis, offset, nonneg = form.linear.basis(phi, X)
     A, b = basis * sw[:, None], (y - offset) * sw
     if not np.all(np.isfinite(A)):
         return np.zeros(basis.shape[1])
@@ -260,34 +301,19 @@ def _linear(form, phi, X, y, sw):
 
 def _vp_refine(form, X, y, u0, bounds):
     """Least squares by variable projection: minimise over the nonlinear parameters only."""
-    nl_idx = _nonlinear_index(form, X)
+    lin = form.linear
     ones = np.ones_like(y)
 
     def rss(phi):
         coef = _linear(form, phi, X, y, ones)
-        basis, offset, _ = form.basis(phi, X)
+        basis, offset, _ = lin.basis(phi, X)
         r = basis @ coef + offset - y
         return float(r @ r) if np.all(np.isfinite(r)) else 1e300
 
-    phi0 = _phi_of(form, u0, X)
-    res = minimize(rss, phi0, method="L-BFGS-B", bounds=[bounds[i] for i in nl_idx] + _extra_bounds(form, X, bounds),
+    res = minimize(rss, lin.phi(u0, X), method="L-BFGS-B", bounds=lin.bounds(X, bounds),
                    options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12})
     coef = _linear(form, res.x, X, y, ones)
-    return np.clip(form.assemble(res.x, coef, X), *np.array(bounds).T)
-
-
-def _nonlinear_index(form, X):
-    return {"a1": [1], "b1": [1, 2], "c1": [2, 4] + list(range(5, form.n_params(X)))}[form.name]
-
-
-def _phi_of(form, u, X):
-    if form.name == "b1":
-        return np.array([u[1], u[2], X.q0 if X.q0 is not None else u[3]])
-    return np.asarray(u)[_nonlinear_index(form, X)]
-
-
-def _extra_bounds(form, X, bounds):
-    return [bounds[3]] if form.name == "b1" and X.q0 is None else ([(X.q0, X.q0)] if form.name == "b1" else [])
+    return np.clip(lin.assemble(res.x, coef, X), *np.array(bounds).T)
 
 
 def _best(starts, objective, m):

@@ -8,9 +8,7 @@ from taskdistill.errors import TaskDistillError
 
 SPREAD_TOL = 0.05  # fit-coordinate spread (logs / exponents) among equally good starts that counts as a ridge
 COND_TOL = 1e-10  # smallest/largest eigenvalue of the information matrix below which a direction is flat
-_NATURAL_BOUND = {"E", "q_inf", "q0"}  # bounds that are physical limits, not search limits
-_SLICE = {"a1": ("supervision", "method", "schedule", "dataset_size"), "a2": ("supervision", "method", "schedule", "dataset_size"),
-          "b1": ("supervision", "method", "schedule", "kappa"), "c1": ("method",)}
+_ATTR = {"keep_fraction": "kappa"}  # row key → Points attribute, where they differ
 
 
 class NotIdentifiable(TaskDistillError):
@@ -30,13 +28,15 @@ def check_data(points, form) -> None:
         raise TaskDistillError(f"{name}: the reference (teacher, {points.reference[low][0]:.3g}) is not above chance "
                                f"({points.chance[low][0]:.3g}), so retention is undefined: use the corrected teacher "
                                "as reference (enable correction in the study spec)")
-    for field in _SLICE[form.name]:
+    for key in form.slice_keys:
+        field = _ATTR.get(key, key)
         values = np.unique(getattr(points, field))
         if len(values) > 1:
             shown = ", ".join(str(v) for v in values[:4])
             raise TaskDistillError(f"{form.name} fits one slice but {name} mixes {field} = {shown}; "
-                                   "fit each slice separately (laws.study.fit_study groups them)")
+                                   "fit each slice separately (laws.analysis.fit_study groups them)")
     for axis, need in form.min_levels.items():
+        # levels are design levels: nominal D (effective D varies a little from run to run)
         values = points.kappa if axis == "kappa" else points.dataset_size[points.dataset_size > 0]
         levels = np.unique(values)
         if len(levels) < need:
@@ -49,7 +49,7 @@ def check_data(points, form) -> None:
     if np.ptp(value) == 0:
         raise NotIdentifiable(f"not identifiable: all {len(points)} values of {name} are identical "
                               f"({value[0]:g}); the data show no trend for a law to describe")
-    if form.name != "b1" and np.all(value >= points.reference - 2 * np.sqrt(value * (1 - value) / points.n)):
+    if form.decline_check and np.all(value >= points.reference - 2 * np.sqrt(value * (1 - value) / points.n)):
         raise NotIdentifiable(f"not identifiable: every point of {name} is at or above its reference (the teacher, "
                               f"{np.mean(points.reference):.3g}) within 2 standard errors; there is no measurable "
                               "decline for a law to describe: evaluate on more test items, add more severe keep "
@@ -76,7 +76,7 @@ def check_identified(form, X, u, reached, bounds, metric, fisher, error=NotIdent
                             "the data do not pin it down (add levels or use a smaller form)")
     for i in active:
         lo, hi = bounds[i]
-        if names[i] not in _NATURAL_BOUND and (u[i] <= lo + 1e-6 or u[i] >= hi - 1e-6):
+        if names[i] not in form.physical and (u[i] <= lo + 1e-6 or u[i] >= hi - 1e-6):
             raise error(f"{where}: {names[i]} runs to its search bound ({u[i]:.3g}); the data do not pin it "
                         "down: add levels along its axis (or the transition lies outside the observed range)")
     info = fisher(u)[np.ix_(active, active)]

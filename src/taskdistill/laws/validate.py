@@ -36,11 +36,13 @@ def _summary(errors: list) -> dict:
             "max_abs_points": float(np.max(np.abs(e)))}
 
 
-def leave_one_level_out(points: Points, form, *, loss: str = "auto") -> dict:
-    """Refit without each level of the form's axis in turn; errors on the left-out level."""
+def level_out_errors(points: Points, form, *, loss: str = "auto") -> tuple[np.ndarray, list[dict]]:
+    """Per-point held-out errors (accuracy points; NaN where a level's refit was refused) from
+    refitting without each level of the form's axis in turn, and one summary per level."""
     form = get_form(form)
-    axis, values = _axis_values(points, form)
-    levels, errors = [], []
+    values = _axis_values(points, form)[1]
+    errors = np.full(len(points), np.nan)
+    levels = []
     for level in np.unique(values):
         test = values == level
         try:
@@ -49,10 +51,19 @@ def leave_one_level_out(points: Points, form, *, loss: str = "auto") -> dict:
             levels.append({"level": float(level), "skipped": str(exc)})
             continue
         e = _errors(fit, points.take(test))
-        errors.append(e)
+        errors[test] = e
         levels.append({"level": float(level), "n": int(test.sum()), "mean_error_points": float(e.mean()),
                        "mae_points": float(np.abs(e).mean())})
-    return {"check": "leave-one-level-out", "axis": axis, "levels": levels, **_summary(errors)}
+    return errors, levels
+
+
+def leave_one_level_out(points: Points, form, *, loss: str = "auto") -> dict:
+    """Refit without each level of the form's axis in turn; errors on the left-out level."""
+    form = get_form(form)
+    errors, levels = level_out_errors(points, form, loss=loss)
+    scored = errors[np.isfinite(errors)]
+    return {"check": "leave-one-level-out", "axis": _axis_values(points, form)[0], "levels": levels,
+            **_summary([scored] if scored.size else [])}
 
 
 def mild_to_severe(points: Points, form, *, loss: str = "auto", n_severe: int | None = None) -> dict:
