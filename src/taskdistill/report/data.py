@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from taskdistill.retention import retention
+
 IN_DOMAIN = ("task_macro_f1", "task_accuracy")
 GK_AGGREGATE = "gk_aggregate"
 GROUP_KEYS = ("supervision", "method", "schedule")
@@ -22,14 +24,6 @@ def is_teacher(row: dict) -> bool:
 def group_label(row: dict) -> str:
     """'cot · logit · iterative' — the curve a row belongs to."""
     return " · ".join(str(row.get(k)) for k in GROUP_KEYS)
-
-
-def retention(value, chance, reference) -> float | None:
-    """Chance-normalised q = (value − chance) / (reference − chance); None when undefined (a reference
-    not above chance leaves nothing to retain)."""
-    if value is None or chance is None or reference is None or float(reference) <= float(chance):
-        return None
-    return (float(value) - float(chance)) / (float(reference) - float(chance))
 
 
 def metrics_of(observations: list[dict]) -> dict[str, list[str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from taskdistill.retention import retention
 from taskdistill.study.plan import Plan
 from taskdistill.study.spec import StudySpec
 from taskdistill.study.store import Store
@@ -25,9 +26,9 @@ def gate_retention(store: Store, p: Plan, gate: str) -> float | None:
     """General-knowledge retention q = (A − chance)/(teacher − chance) of the gate's evaluation."""
     metrics = store._metrics(p.study)
     own, ref = metrics.get(gate, {}).get("gk_aggregate"), metrics.get(p.teacher_eval, {}).get("gk_aggregate")
-    if own is None or ref is None or ref["value"] <= ref["chance"]:
-        return None  # a teacher at chance leaves nothing to retain: never stop
-    return (own["value"] - own["chance"]) / (ref["value"] - ref["chance"])
+    if own is None or ref is None:
+        return None
+    return retention(own["value"], own["chance"], ref["value"])  # None for a teacher at chance: never stop
 
 
 def ready(p: Plan, spec: StudySpec, store: Store, rows: dict[str, dict], on_event: Event | None) -> list:

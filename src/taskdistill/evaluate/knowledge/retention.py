@@ -7,6 +7,8 @@ import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
+from taskdistill.retention import retention
+
 
 def stratified_subset(strata: list[str], limit: int | None, seed: int = 0, balanced: bool = False) -> list[int]:
     """Sorted indices of a seeded stratified subset of ``limit`` items (all items when ``limit`` is None).
@@ -63,13 +65,6 @@ def mean_stderr(values: list[float]) -> float:
 def chance_level(num_choices: list[int]) -> float:
     """Mean of 1/number-of-choices over the items; 0 for exact-match items (``num_choices`` 0)."""
     return sum(1.0 / c if c else 0.0 for c in num_choices) / len(num_choices) if num_choices else 0.0
-
-
-def retention(acc: float, chance: float, reference: float) -> float | None:
-    """(acc − chance) / (reference − chance); None when the reference is not above chance."""
-    if reference - chance <= 0:
-        return None
-    return (acc - chance) / (reference - chance)
 
 
 @dataclass
