@@ -1,7 +1,7 @@
 """The package's import graph: no cycles (function-level imports included) and layers that point one way.
 
 Layers, lowest first (a module may import its own package and any lower layer, never a higher one or a
-sibling of its own layer): foundations (errors, settings, cache, retention) < models, data < the stages
+sibling of its own layer): foundations (errors, settings, cache, retention, lazy) < models, data < the stages
 (evaluate, prune, distill) < study < laws < report. Command-line modules (``cli.py``, ``*_cli.py``) sit on
 top: they may import anything, and nothing but another command-line module imports them.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "taskdistill"
-LAYERS = {"errors": 0, "settings": 0, "cache": 0, "retention": 0, "__init__": 0,
+LAYERS = {"errors": 0, "settings": 0, "cache": 0, "retention": 0, "lazy": 0, "__init__": 0,
           "models": 1, "data": 1, "evaluate": 2, "prune": 2, "distill": 2, "study": 3, "laws": 4, "report": 5}
 
 
@@ -132,3 +132,15 @@ def test_layers_point_one_way():
             if theirs > mine or (theirs == mine and own != other and mine > 0):
                 bad.append(f"{module} ({own}) imports {dep} ({other})")
     assert not bad, "layer violations:\n" + "\n".join(sorted(bad))
+
+
+def test_every_stage_has_a_small_public_face():
+    import importlib
+
+    faces = {"data": "load_task_data", "models": "load_model", "evaluate": "evaluate_task", "prune": "prune",
+             "distill": "distill", "study": "run_study", "laws": "fit_study", "report": "build_report"}
+    for package, name in faces.items():
+        module = importlib.import_module(f"{PACKAGE}.{package}")
+        assert callable(getattr(module, name)), package
+        for exported in module.__all__:  # every advertised name resolves
+            assert getattr(module, exported) is not None, f"{package}.{exported}"

@@ -8,9 +8,7 @@ The names load their modules on first use, so ``taskdistill.prune.cli`` (importe
 does not pull in torch.
 """
 
-from __future__ import annotations
-
-import importlib
+from taskdistill.lazy import exports
 
 _EXPORTS = {
     "prune": "api",
@@ -27,15 +25,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -142,9 +142,21 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in (
     Architecture("phi3", (
         *PRE_NORMS, *linear("self_attn.qkv_proj", (Q, KV, KV), HID), *linear("self_attn.o_proj", HID, Q),
         *linear("mlp.gate_up_proj", (MLP, MLP), HID), *linear("mlp.down_proj", HID, MLP))),
+    # Granite: Llama's layout; its embedding / residual / attention multipliers are constants of the config
+    Architecture("granite", (*PRE_NORMS, *attention("attention_bias", "attention_bias"), *gated_mlp("mlp_bias"))),
 )}
 
-SUPPORTED = tuple(ARCHITECTURES)
+SUPPORTED = tuple(ARCHITECTURES)  # the built-in records (``supported()`` also lists registered ones)
+
+
+def register(arch: Architecture) -> Architecture:
+    """Add (or replace) the record of one ``model_type``."""
+    ARCHITECTURES[arch.model_type] = arch
+    return arch
+
+
+def supported() -> tuple[str, ...]:
+    return tuple(ARCHITECTURES)
 
 
 def architecture(config) -> Architecture:
@@ -152,7 +164,7 @@ def architecture(config) -> Architecture:
     kind = getattr(config, "model_type", None)
     if kind not in ARCHITECTURES:
         raise TaskDistillError(
-            f"unsupported architecture {kind!r} for structural pruning, supported: {', '.join(SUPPORTED)}"
+            f"unsupported architecture {kind!r} for structural pruning, supported: {', '.join(supported())}"
         )
     return ARCHITECTURES[kind]
 

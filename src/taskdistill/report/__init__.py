@@ -4,6 +4,8 @@
 ``compute_results`` / ``write_outputs`` do the same from plain rows (see ``build.py``).
 """
 
-from taskdistill.report.build import build_report, compute_results, write_outputs
+from taskdistill.lazy import exports
 
-__all__ = ["build_report", "compute_results", "write_outputs"]
+_NAMES = {"build_report": "build", "compute_results": "build", "write_outputs": "build"}
+__all__ = list(_NAMES)
+__getattr__, __dir__ = exports(__name__, _NAMES)
