@@ -46,7 +46,7 @@ def test_filter_keeps_only_gold_label_traces_and_reports_drop_rate(tiny, monkeyp
     assert out.examples[0].cot == "It reports profit numbers."
     assert out.examples[1].cot == "Because of the outlook."
     assert out.examples[3].cot == f"The event type is {golds[6].lower()}."
-    assert all(f"The correct event type is {e.label}." in p for e, p in zip(data.examples, calls[0]))
+    assert all(f"This headline is about: {e.label}." in p for e, p in zip(data.examples, calls[0]))
     # cached: a second call generates nothing
     again = traces.build_traces(model(seed=0), tok(), data, explain_gold=True)
     assert len(calls) == 1 and [e.cot for e in again.examples] == [e.cot for e in out.examples]
@@ -68,7 +68,7 @@ def test_default_traces_are_the_teachers_own_answers_filtered_by_gold(tiny, monk
     monkeypatch.setattr(traces, "generate", canned(outputs, calls))
     out = traces.build_traces(model(seed=0), tok(), data)
     report = out.meta["traces"]
-    assert report["explain_gold"] is False and not any("correct event type" in p for p in calls[0])
+    assert report["explain_gold"] is False and not any("This headline is about" in p for p in calls[0])
     assert (report["kept"], report["wrong_label"], report["no_label"], report["unbracketed"]) == (6, 1, 1, 0)
     assert [e.id for e in out.examples] == [e.id for i, e in enumerate(data.examples) if i not in (1, 2)]
 
@@ -77,7 +77,7 @@ def test_self_generated_prompt_hides_the_gold_label(tiny):
     _, tok = tiny
     ex = task_data().examples[0]
     prompt = traces.teacher_prompt(tok(), ex, LABELS, PromptFormat(), explain_gold=False)
-    assert "correct event type" not in prompt and ex.text in prompt
+    assert "This headline is about" not in prompt and ex.text in prompt
 
 
 def test_real_generation_path_and_empty_result_error(tiny):

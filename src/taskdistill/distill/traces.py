@@ -37,12 +37,11 @@ from taskdistill.models.prompts import (
 
 
 def teacher_prompt(tokenizer, example: Example, labels: list[str], fmt: PromptFormat, explain_gold: bool) -> str:
-    """The CoT prompt; with ``explain_gold`` its hint names the gold label to be explained."""
+    """The CoT prompt; with ``explain_gold`` its hint names the gold label and asks which words show it
+    (worded so that the label is not handed over as a sentence to copy: measured on SmolLM2-135M, a hint
+    "The correct event type is X. Explain …" was echoed back as the whole rationale)."""
     if explain_gold:
-        hint = (
-            f"The correct event type is {example.label}. Explain in one or two short sentences why the headline "
-            f"belongs to it, then give the event type in double brackets, like [[{example.label}]]."
-        )
+        hint = f"This headline is about: {example.label}. In one sentence, say which words in the headline show this."
         fmt = fmt.model_copy(update={"cot_hint": hint})
     return build_prompt(tokenizer, example.text, labels, fmt, cot=True)
 

@@ -36,6 +36,7 @@ import warnings
 
 import numpy as np
 
+from taskdistill.distill.supervision import cot_family
 from taskdistill.errors import TaskDistillError
 from taskdistill.laws import derived
 from taskdistill.laws.analysis import in_domain_metric, slices
@@ -49,9 +50,8 @@ from taskdistill.laws.observations import metrics_of, points, stage_of, validate
 from taskdistill.laws.spread import estimate_spread
 from taskdistill.laws.validate import level_out_errors
 
-__all__ = ["COT_FAMILY", "F1_TOLERANCE", "LABEL", "test_findings"]
+__all__ = ["F1_TOLERANCE", "LABEL", "test_findings"]
 
-COT_FAMILY = ("cot", "cot_kl", "blended")  # supervisions trained on teacher traces (study.plan.TRACE_SUPERVISIONS)
 LABEL = "label"
 F1_TOLERANCE = 1.5
 FAMILY = "a1"  # the law along κ the findings fit per slice
@@ -242,10 +242,11 @@ def _f3(rows, gk, level, B, seed) -> dict:
     if gk is None:
         return _result("F3", "untestable", f"no general-knowledge metric in the rows: {KNOB['gk']}")
     mine = [r for r in rows if r["metric"] == gk]
-    cot = [r for r in mine if r["supervision"] in COT_FAMILY]
+    family = cot_family()
+    cot = [r for r in mine if r["supervision"] in family]
     label = {_match(r): r for r in mine if r["supervision"] == LABEL}
     if not cot:
-        return _result("F3", "untestable", f"no chain-of-thought runs ({', '.join(COT_FAMILY)}): {KNOB['cot']}")
+        return _result("F3", "untestable", f"no chain-of-thought runs ({', '.join(family)}): {KNOB['cot']}")
     if not label:
         return _result("F3", "untestable", f"no label-only runs to compare with: {KNOB['label']}")
     pairs = [(c, label[_match(c)]) for c in cot if _match(c) in label]

@@ -35,11 +35,11 @@ import math
 import numpy as np
 from scipy.stats import norm
 
+from taskdistill.distill.supervision import cot_family
 from taskdistill.errors import TaskDistillError
 
 Z_ALPHA, Z_POWER = float(norm.ppf(0.975)), float(norm.ppf(0.8))
 DETECT = Z_ALPHA + Z_POWER  # 2.80: standard errors between a detectable effect and 0
-COT_FAMILY = ("cot", "cot_kl", "blended")
 DEFAULTS = {"test_size": 1000, "n_classes": 35, "gk_items": 400, "gk_chance": 0.25, "seeds": [0],
             "keep_fractions": [0.79, 0.58, 0.37, 0.16], "dataset_sizes": [1000], "supervisions": ["label"],
             "methods": ["logit"], "schedules": ["iterative"]}
@@ -70,7 +70,7 @@ def plan_power(design: dict) -> dict:
     grid = {"kappa": len(kappas), "seeds": seeds, "D": _count(d["dataset_sizes"]), "methods": _count(d["methods"]),
             "schedules": _count(d["schedules"])}
     sups = list(d["supervisions"])
-    n_cot = sum(s in COT_FAMILY for s in sups)
+    n_cot = sum(s in cot_family() for s in sups)
 
     se = {"task_accuracy": _binomial_se(p_task, n_task),
           "task_macro_f1": _macro_f1_se(p_task, n_task, n_cls),
@@ -189,7 +189,7 @@ def _warnings(out, kappas, sups, n_task, n_cls) -> list[str]:
     if grid["seeds"] < 2:
         w.append("one seed: the between-seed spread cannot be measured (F1 compares with sampling error alone; "
                  "a new student's spread comes from residuals): set axes.seeds to at least 2")
-    if not any(s in COT_FAMILY for s in sups):
+    if not any(s in cot_family() for s in sups):
         w.append("no chain-of-thought supervision: F3 (CoT vs label general knowledge) is untestable: add cot to "
                  "axes.supervision")
     if "label" not in sups:

@@ -29,12 +29,13 @@ class PromptFormat(BaseModel):
 
 
 def user_message(text: str, labels: list[str], fmt: PromptFormat, cot: bool = False) -> str:
+    """The user turn: instruction, label list, headline and answer hint, one per line (empty parts left out)."""
     parts = [fmt.instruction]
     if fmt.list_labels:
         parts.append(fmt.label_intro + "; ".join(labels) + ".")
     parts.append(f"Headline: {text}")
     parts.append(fmt.cot_hint if cot else fmt.answer_hint)
-    return "\n".join(parts)
+    return "\n".join(p for p in parts if p)
 
 
 def build_prompt(tokenizer, text: str, labels: list[str], fmt: PromptFormat | None = None, cot: bool = False) -> str:

@@ -20,7 +20,7 @@ DEFAULT_F1_SHARE = 0.9  # without --min-macro-f1: 90 % of the teacher's macro-F1
 
 def compute_results(observations: list[dict], runs: list[dict] | None = None, provenance: dict | None = None, *,
                     min_macro_f1: float | None = None, min_gk_retention: float | None = DEFAULT_MIN_GK_RETENTION,
-                    max_params: float | None = None, max_latency_ms: float | None = None, bootstrap: int = 20,
+                    max_params: float | None = None, max_latency_ms: float | None = None, bootstrap: int = 100,
                     fit_laws: bool = True) -> dict:
     """Everything the report shows, as JSON-ready data."""
     from taskdistill import __version__ as version
@@ -36,10 +36,12 @@ def compute_results(observations: list[dict], runs: list[dict] | None = None, pr
         min_macro_f1 = round(DEFAULT_F1_SHARE * teacher["task_macro_f1"], 4)
     to_fit = metrics["in_domain"][:1] + metrics["gk"] + metrics["gk_aggregate"]
     curves = fits.fit_curves(observations, to_fit, bootstrap=bootstrap) if fit_laws else []
+    findings = _findings(observations, bootstrap) if fit_laws else []
     front = D.pareto_front([s for s in students if not s["teacher"]])
     results = {
         "version": version,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "findings": findings,
         "metrics": metrics, "teacher": teacher, "settings": settings, "students": students, "curves": curves,
         "gaps": fits.collapse_gaps(curves), "pareto": front,
         "recommendation": D.pick_observed(students, min_macro_f1, min_gk_retention, max_params, max_latency_ms),
@@ -50,6 +52,16 @@ def compute_results(observations: list[dict], runs: list[dict] | None = None, pr
     if fit_laws:
         results.update(_law_recommendation(observations, results["recommendation"]["constraints"], bootstrap))
     return results
+
+
+def _findings(observations, bootstrap: int) -> list[dict]:
+    """The paper's three findings tested on the study's own rows (laws/findings.py)."""
+    from taskdistill.laws import findings
+
+    students = [r for r in observations if not D.is_teacher(r)]
+    if not students:
+        return []
+    return findings.test_findings(students, B=max(bootstrap, 20))
 
 
 def _law_recommendation(observations, constraints, bootstrap: int) -> dict:

@@ -14,7 +14,7 @@ from taskdistill.retention import retention
 IN_DOMAIN = ("task_macro_f1", "task_accuracy")
 GK_AGGREGATE = "gk_aggregate"
 GROUP_KEYS = ("supervision", "method", "schedule")
-SETTING_KEYS = ("supervision", "method", "schedule", "keep_fraction", "dataset_size")
+SETTING_KEYS = ("supervision", "method", "schedule", "keep_fraction", "dataset_size", "stage")
 
 
 def is_teacher(row: dict) -> bool:
@@ -135,6 +135,9 @@ def pick_observed(rows: list[dict], min_macro_f1: float | None, min_gk_retention
     return {"choice": meets[0] if meets else None, "meets": meets, "closest": closest, "constraints": constraints}
 
 
-def teacher_values(observations: list[dict]) -> dict[str, float]:
-    """The teacher's own value per metric (the κ = 1 rows without supervision or method)."""
-    return {r["metric"]: r["value"] for r in observations if is_teacher(r)}
+def teacher_values(observations: list[dict], view: str = "answer") -> dict[str, float]:
+    """The teacher's own value per metric (the κ = 1 rows without supervision or method), in ``view``."""
+    rows = [r for r in observations if is_teacher(r)]
+    out = {r["metric"]: r["value"] for r in rows}
+    out.update({r["metric"]: r["value"] for r in rows if r.get("view", view) == view})
+    return out

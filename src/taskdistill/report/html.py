@@ -25,6 +25,7 @@ th{background:#f2f2f2;position:sticky;top:0}td.l,th.l{text-align:left}td.l{white
 .scroll{max-height:520px;overflow:auto;border:1px solid #e3e3e3}
 .rec{background:#eef7ee;border:1px solid #9c9;border-radius:6px;padding:12px 16px}
 .rec.miss{background:#fdeeee;border-color:#d99}
+.verdict{font-weight:600}.reproduced{color:#1b7a1b}.contradicted{color:#b00020}.inconclusive,.untestable{color:#8a6d00}
 pre{background:#fff;border:1px solid #e3e3e3;padding:8px;font-size:.8em;overflow-x:auto}
 nav a{margin-right:12px;font-size:.9em}
 """
@@ -75,6 +76,41 @@ def _kappa(x, interval=None) -> str:
     return out
 
 
+def effect_text(effect: dict | None) -> str:
+    """``value [lo, hi]`` of a finding's effect, with its level."""
+    if not effect:
+        return "–"
+    def num(x):
+        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.3f}" if effect["name"] != \
+            "loo_error_ratio" else f"{x:.2f}"
+    return f"{num(effect.get('value'))} [{num(effect.get('lo'))}, {num(effect.get('hi'))}]"
+
+
+def effect_n(effect: dict | None) -> str:
+    """What an effect rests on (points, branches, items …)."""
+    if not effect or not effect.get("n"):
+        return "–"
+    return ", ".join(f"{k} {fmt(v)}" for k, v in effect["n"].items())
+
+
+def findings_section(results: dict) -> str:
+    """The paper's three findings as tests on this study's data: effect, 95 % interval, n and verdict."""
+    found = results.get("findings") or []
+    if not found:
+        return '<div class="no-data"><b>No findings:</b> the laws were not fitted for this report.</div>'
+    rows = "".join(
+        f'<tr><td class="l"><b>{esc(f["id"])}</b> {esc(f["claim"])}</td>'
+        f'<td class="l">{esc((f.get("effect") or {}).get("name", "–"))}</td><td>{esc(effect_text(f.get("effect")))}</td>'
+        f'<td class="l">{esc(effect_n(f.get("effect")))}</td>'
+        f'<td class="l"><span class="verdict {esc(f["verdict"])}">{esc(f["verdict"])}</span></td>'
+        f'<td class="l">{esc(f["why"])}</td></tr>' for f in found)
+    head = "".join(f'<th class="l">{h}</th>' for h in ("finding", "effect", "value [95 % interval]", "n",
+                                                       "verdict", "why"))
+    return (f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+            '<p class="sub">Verdicts are tests on this study\'s own data at its power: reproduced / contradicted '
+            "when the interval excludes the null, inconclusive when it does not.</p>")
+
+
 def laws_section(results: dict) -> str:
     rows = []
     for c in results["curves"]:
@@ -121,17 +157,20 @@ def law_table(law: dict) -> str:
     entries = ranked or law.get("closest") or []
     metrics = list(law["constraints"]["quality"])
     rows = [[str(e.get("supervision")), str(e.get("method")), str(e.get("schedule")), e.get("keep_fraction"),
-             e.get("dataset_size"), e.get("family"), e.get("p_meet"), e.get("params")]
+             e.get("dataset_size"), e.get("family"), e.get("p_mean_meets_all"), e.get("p_new_meets_all", e.get("p_meet")),
+             e.get("params")]
             + [f"{e['predicted'][m]['value']:.3f} [{e['predicted'][m]['lo']:.3f}, {e['predicted'][m]['hi']:.3f}]"
                for m in metrics] for e in entries[:8]]
-    head = (f"<p><b>From the fitted laws</b> ({law['bootstrap']} bootstrap replicates, P(meet) ≥ "
+    head = (f"<p><b>From the fitted laws</b> ({law['bootstrap']} bootstrap replicates; ranked on the probability "
+            f"that a newly trained student meets every constraint, seed spread and test noise included, ≥ "
             f"{law['constraints']['confidence']}): " + ("ranked settings, smallest first." if ranked else
             "no setting reaches the confidence; the closest:") + "</p>")
     nxt = law.get("next_run")
     tail = (f"<p>Next run that most reduces the uncertainty at the recommended point: "
             f"{esc(', '.join(f'{k} = {v}' for k, v in nxt.items()))}.</p>") if nxt else ""
     notes = "".join(f'<p class="sub">{esc(n)}</p>' for n in law.get("notes", [])[:5])
-    return head + table(["supervision", "method", "schedule", "κ", "D", "law", "P(meet)", "params"]
+    return head + table(["supervision", "method", "schedule", "κ", "D", "law", "P(mean meets)", "P(new student meets)",
+                         "params"]
                         + [f"{nice(m)} [95 %]" for m in metrics], rows, left=3) + tail + notes
 
 
@@ -193,9 +232,8 @@ def cards(results: dict) -> str:
         items.append((fmt(t["task_macro_f1"]), "teacher macro-F1"))
     if GK_AGGREGATE in t:
         items.append((fmt(t[GK_AGGREGATE]), "teacher GK aggregate"))
-    for g in results["gaps"]:
-        if g["gap"] is not None:
-            items.append((f"{g['gap']:+.2f}", f"κ50 gap GK − in-domain, {g['label']}"))
+    for f in results.get("findings") or []:
+        items.append((f["verdict"], f"{f['id']}: {f['claim']}"))
     return '<div class="cards">' + "".join(f"<div class=card><b>{esc(v)}</b><span>{esc(s)}</span></div>"
                                            for v, s in items) + "</div>"
 
@@ -205,6 +243,7 @@ def render_html(results: dict, plots: dict) -> str:
     teacher = prov.get("teacher")
     teacher_name = teacher.get("ref") or teacher.get("name") if isinstance(teacher, dict) else teacher
     sections = [
+        ("findings", "Findings: the paper's three claims tested on this study", findings_section(results)),
         ("laws", "In-domain quality vs compression", figure("in_domain", plots["in_domain"],
          "Points: seeds (faint) and their mean; solid line: fitted law with its 95 % bootstrap band "
          "(dashed: no law could be fitted, means joined); star: teacher.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskdistill.report.html import fmt
+from taskdistill.report.html import effect_n, effect_text, fmt
 from taskdistill.report.plots import nice
 
 
@@ -10,6 +10,17 @@ def _md_table(headers: list[str], rows: list[list]) -> list[str]:
     cell = lambda c: fmt(c) if not isinstance(c, str) else c
     return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + [
         "| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+
+
+def findings_lines(results: dict) -> list[str]:
+    """The Findings section: one row per claim of the paper, tested on the study's own data."""
+    found = results.get("findings") or []
+    lines = ["## Findings (the paper's three claims, tested on this study)"]
+    if not found:
+        return lines + ["The laws were not fitted for this report.", ""]
+    rows = [[f"**{f['id']}** {f['claim']}", (f.get("effect") or {}).get("name", "–"), effect_text(f.get("effect")),
+             effect_n(f.get("effect")), f"**{f['verdict']}**", f["why"]] for f in found]
+    return lines + _md_table(["finding", "effect", "value [95 % interval]", "n", "verdict", "why"], rows) + [""]
 
 
 def render_markdown(results: dict) -> str:
@@ -20,6 +31,7 @@ def render_markdown(results: dict) -> str:
              (f"Teacher {teacher_name or '–'}; {results['counts']['students']} students evaluated "
               f"({results['counts']['runs']} runs in the store). Full page: `report.html`; numbers: `results.json`."), ""]
 
+    lines += findings_lines(results)
     rec = results["recommendation"]
     cons = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in rec["constraints"].items() if v is not None)
     lines.append("## Recommendation")
@@ -40,7 +52,8 @@ def render_markdown(results: dict) -> str:
         preds = ", ".join(f"{nice(m)} {p['value']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]" for m, p in e["predicted"].items())
         lines += ["", (f"From the fitted laws ({e['family']}): κ = {e['keep_fraction']:g}, D = {e['dataset_size']:g}, "
                        f"{e.get('supervision')} · {e.get('method')} · {e.get('schedule')}: {preds}; "
-                       f"P(meet every constraint) = {e['p_meet']:.2f}.")]
+                       f"P(the mean meets every constraint) = {e.get('p_mean_meets_all', float('nan')):.2f}, "
+                       f"P(a newly trained student meets them) = {e.get('p_new_meets_all', e['p_meet']):.2f}.")]
         if law.get("next_run"):
             lines.append("Next run to sample: " + ", ".join(f"{k} = {v}" for k, v in law["next_run"].items()) + ".")
     elif law:

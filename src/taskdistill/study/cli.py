@@ -18,10 +18,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(study_app, name="study")
 
 
-def _printer(console):
+def _printer(console, power_warnings: list[str] | None = None):
     def on_event(what: str, row: dict) -> None:
         if what == "plan":
-            _warn(console, row["warnings"])
+            _warn(console, row["warnings"] + (power_warnings or []))
         elif what == "start":
             console.print(f"[cyan]▶[/] {row['label']} [dim]({row['kind']} {row['key'][:8]})[/]")
         elif what == "done":
@@ -37,6 +37,40 @@ def _printer(console):
 def _warn(console, warnings: list[str]) -> None:
     for line in warnings:
         console.print(f"[yellow]warning:[/] {line}")
+
+
+def power(spec) -> dict:
+    """What the spec's grid can detect (laws/power.py), from its test size, GK items, seeds and levels."""
+    from taskdistill.evaluate.knowledge.tasks import PROBE_CHANCE
+    from taskdistill.laws.power import plan_power
+    from taskdistill.study.steps import load_source
+
+    task = spec.task.model_dump()
+    try:
+        classes = len(load_source(task, {}).labels) if not task["source"].startswith("hf:") else 35
+    except Exception:  # the data are checked, with a clear line, when the study runs
+        classes = 35
+    gk_items = (spec.knowledge.limit or 1000) * len(spec.knowledge.benchmarks)
+    return plan_power({"test_size": spec.evaluation.test_limit or spec.task.test_size, "n_classes": classes,
+                       "gk_items": gk_items, "gk_chance": PROBE_CHANCE, "seeds": spec.axes.seeds,
+                       "keep_fractions": spec.axes.keep_fractions, "dataset_sizes": spec.axes.dataset_sizes,
+                       "supervisions": spec.axes.supervision, "methods": spec.axes.method,
+                       "schedules": spec.axes.schedules})
+
+
+def power_table(result: dict):
+    from rich.table import Table
+
+    se, mdd = result["se"], result["mdd"]
+    table = Table("quantity", "standard error", "smallest detectable difference (80 % power, 5 %)",
+                  title="power of this grid (laws/power.py; assumptions: docs/laws.md)")
+    for name in ("task_accuracy", "task_macro_f1", "gk_accuracy", "gk_retention"):
+        table.add_row(name.replace("_", " "), f"{se[name]:.3f}", "")
+    cot, gap = mdd["cot_vs_label_gk_retention"], mdd["collapse_gap"]
+    table.add_row("F3: GK retention, CoT-family − label", f"{cot.get('se_at_zero', float('nan')):.3f}",
+                  f"{cot['value']:.3f}")
+    table.add_row("F2: κ50 gap, GK − in-domain", f"{gap.get('se', float('nan')):.3f}", f"{gap['value']:.3f}")
+    return table
 
 
 def _finish(console, folder: Path, spec, summary: dict, started: float) -> None:
@@ -70,7 +104,7 @@ def run_cmd(
     folder = dir or Path("runs") / parsed.name
     started = time.time()
     summary = run_study(parsed, folder, executor=executor, address=address, num_cpus=num_cpus,
-                        on_event=_printer(console))
+                        on_event=_printer(console, power(parsed)["warnings"]))
     _finish(console, folder, parsed, summary, started)
 
 
@@ -112,7 +146,9 @@ def plan_cmd(
     console = Console()
     for table in plan_tables(p, parsed, folder, all_steps):
         console.print(table)
-    _warn(console, p.warnings)
+    detect = power(parsed)
+    console.print(power_table(detect))
+    _warn(console, p.warnings + detect["warnings"])
 
 
 @study_app.command("status")

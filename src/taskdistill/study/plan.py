@@ -205,17 +205,10 @@ def plan(spec: StudySpec, fingerprints: dict | None = None) -> Plan:
 
 
 def design_warnings(spec: StudySpec) -> list[str]:
-    """One line per question this grid cannot answer (it is planned anyway), naming the knob."""
+    """One line per measurement this plan leaves out or cannot make (it is planned anyway), naming the knob.
+    (What the grid's size can detect is the laws' power analysis, printed beside it by the CLI.)"""
     out = []
-    kappas = spec.axes.keep_fractions
-    if len(kappas) < 5:
-        out.append(f"{len(kappas)} keep fractions per branch: a law along κ needs ≥ 5 points (3 distinct levels at "
-                   "the least) to be fitted and checked on a held-out level — add axes.keep_fractions")
-    sups = spec.axes.supervision
-    cot = [s for s in sups if formats.get(s).traces]
-    if not cot or "label" not in sups:
-        out.append("the chain-of-thought finding (F3) compares a CoT-family format with label-only at equal κ and "
-                   f"budget: add {'cot' if not cot else 'label'} to axes.supervision")
+    cot = [s for s in spec.axes.supervision if formats.get(s).traces]
     if cot and spec.traces.writer == "root" and spec.correction.enabled and not spec.correction.rationales \
             and not spec.traces.explain_gold:
         out.append("the traces are written by the corrected teacher, and a teacher corrected on labels only answers "

@@ -10,6 +10,7 @@ only where a log-probability is needed. Tokenisation is lm-eval's own (``Templat
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections import defaultdict
 
@@ -144,24 +145,7 @@ class InMemoryLM(TemplateLM):
         owner = torch.tensor([g for g, _, _ in conts], device=device)
         # each continuation's first token is predicted from its context's last position
         first_ll, first_greedy = _score(head(last)[owner], torch.tensor([c[0] for _, _, c in conts], device=device))
-        tail = max(len(cont) for _, _, cont in conts) - 1
-        if tail > 0:  # run every continuation (minus its last token) on a copy of its context's cache
-            cache.reorder_cache(owner)
-            cont_ids = torch.full((len(conts), tail), pad, dtype=torch.long, device=device)
-            cont_len = torch.tensor([len(c) - 1 for _, _, c in conts], device=device)
-            for row, (_, _, cont) in enumerate(conts):
-                if len(cont) > 1:
-                    cont_ids[row, : len(cont) - 1] = torch.tensor(cont[:-1], device=device)
-            cont_mask = (torch.arange(tail, device=device)[None, :] < cont_len[:, None]).long()
-            full_mask = torch.cat([mask[owner], cont_mask], dim=1)
-            cont_pos = lengths[owner][:, None] + torch.arange(tail, device=device)[None, :]
-            hidden = body(input_ids=cont_ids, attention_mask=full_mask, position_ids=cont_pos,
-                          use_cache=True, **{self._cache_arg(body): cache}).last_hidden_state
-            # one output-head product for every scored position of the batch (the head weight is read once)
-            keep = torch.cat([torch.arange(len(c) - 1, device=device) + row * tail
-                              for row, (_, _, c) in enumerate(conts)])
-            targets = torch.tensor([t for _, _, c in conts for t in c[1:]], device=device)
-            tail_ll, tail_greedy = _score(head(hidden.reshape(-1, hidden.shape[-1])[keep]), targets)
+        tail_ll, tail_greedy = self._score_tails(body, head, cache, mask, lengths, owner, conts, pad)
         offset = 0
         for row, (_, index, cont) in enumerate(conts):
             n = len(cont) - 1
@@ -169,6 +153,51 @@ class InMemoryLM(TemplateLM):
             greedy = bool(first_greedy[row]) and (bool(tail_greedy[offset : offset + n].all()) if n else True)
             offset += n
             results[index] = (ll, greedy)
+
+    def _score_tails(self, body, head, cache, mask, lengths, owner, conts, pad):
+        """Every continuation minus its first token, run on a copy of its context's KV cache.
+
+        Continuations are grouped by length (longest first; a group admits rows at least two thirds as
+        long as its first), so little of each forward is padding; returns the log-probability and greedy
+        flag of every scored token, in ``conts`` order (row-major)."""
+        device = self._device
+        n_tail = [len(c) - 1 for _, _, c in conts]
+        offsets = [0]
+        for n in n_tail:
+            offsets.append(offsets[-1] + n)
+        tail_ll = torch.zeros(offsets[-1], device=device)
+        tail_greedy = torch.ones(offsets[-1], dtype=torch.bool, device=device)
+        order = [i for i in sorted(range(len(conts)), key=lambda i: -n_tail[i]) if n_tail[i] > 0]
+        groups, start = [], 0
+        while start < len(order):
+            end = start + 1
+            while (end < len(order) and end - start < self.max_rows
+                   and 3 * n_tail[order[end]] >= 2 * n_tail[order[start]]):
+                end += 1
+            groups.append(order[start:end])
+            start = end
+        for group in groups:
+            width = n_tail[group[0]]
+            rows = torch.tensor(group, device=device)
+            fork = copy.copy(cache)  # a copy whose layers can be re-indexed without touching the context's
+            fork.layers = [copy.copy(layer) for layer in cache.layers]
+            fork.reorder_cache(owner[rows])
+            ids = torch.full((len(group), width), pad, dtype=torch.long, device=device)
+            for r, i in enumerate(group):
+                ids[r, : n_tail[i]] = torch.tensor(conts[i][2][:-1], device=device)
+            n = torch.tensor([n_tail[i] for i in group], device=device)
+            cont_mask = (torch.arange(width, device=device)[None, :] < n[:, None]).long()
+            full_mask = torch.cat([mask[owner[rows]], cont_mask], dim=1)
+            positions = lengths[owner[rows]][:, None] + torch.arange(width, device=device)[None, :]
+            hidden = body(input_ids=ids, attention_mask=full_mask, position_ids=positions, use_cache=True,
+                          **{self._cache_arg(body): fork}).last_hidden_state
+            keep = torch.cat([torch.arange(n_tail[i], device=device) + r * width for r, i in enumerate(group)])
+            targets = torch.tensor([t for i in group for t in conts[i][2][1:]], device=device)
+            # one output-head product for every scored position of the group (the head weight is read once)
+            ll, greedy = _score(head(hidden.reshape(-1, hidden.shape[-1])[keep]), targets)
+            where = torch.cat([torch.arange(offsets[i], offsets[i + 1], device=device) for i in group])
+            tail_ll[where], tail_greedy[where] = ll, greedy
+        return tail_ll, tail_greedy
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         """Sum of token log-likelihoods of each string, in disjoint windows of the context length."""
