@@ -114,3 +114,17 @@ def test_loaded_fingerprint_is_computed_once_per_checkpoint_and_follows_in_place
     with torch.no_grad():
         second.model.layers[0].mlp.down_proj.weight[0, 0] += 1e-3
     assert model_fingerprint(second) != model_fingerprint(first)  # an in-place change is seen
+
+
+def test_cast_copy_is_a_bf16_copy_with_a_derived_fingerprint(tiny):
+    from taskdistill.models.load import cast_copy
+
+    tiny_model, _ = tiny
+    model = tiny_model("llama")
+    before = model_fingerprint(model)
+    copy = cast_copy(model, torch.bfloat16)
+    assert next(copy.parameters()).dtype == torch.bfloat16 and next(model.parameters()).dtype == torch.float32
+    assert model_fingerprint(model) == before and model_fingerprint(copy) == before + ":bfloat16"
+    ids = torch.tensor([[1, 5, 9, 13]])
+    with torch.no_grad():
+        assert torch.allclose(copy(ids).logits.float(), model(ids).logits, atol=0.1)

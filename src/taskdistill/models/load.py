@@ -98,6 +98,17 @@ def model_fingerprint(model) -> str:
     return _hash_tensors(model)
 
 
+def cast_copy(model, dtype):
+    """A copy of ``model`` with weights in ``dtype`` (for inference), fingerprinted as derived from the source."""
+    import copy
+
+    source = model_fingerprint(model)
+    out = copy.deepcopy(model).to(dtype)
+    out.eval()
+    setattr(out, _FINGERPRINT, (f"{source}:{str(dtype).removeprefix('torch.')}", _versions(out)))
+    return out
+
+
 def forget_fingerprint(model) -> None:
     """Drop a remembered fingerprint (before changing weights in ways version counters do not see)."""
     if hasattr(model, _FINGERPRINT):

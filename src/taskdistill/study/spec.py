@@ -221,9 +221,19 @@ class EvaluationSpec(_Strict):
     test_limit: int | None = Field(None, ge=1, description="score only the first N test examples")
     batch_size: int = Field(8, ge=1)
     cot_max_new_tokens: int = Field(48, ge=4, description="longest rationale a student may write in the CoT view")
+    precision: str = Field("auto", description="weights every evaluation runs in: float32, bfloat16, or auto "
+                           "(bfloat16 where the processor computes it natively; measured within tolerance of "
+                           "float32 in benchmarks/RESULTS.md)")
     cost: bool = True
     cost_repeats: int = Field(2, ge=1)
     cost_batch_sizes: list[int] = Field(default_factory=lambda: [1, 8], description="batch sizes timed by cost")
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, value: str) -> str:
+        if value not in ("auto", "float32", "bfloat16"):
+            raise ValueError(str(did_you_mean(value, ("auto", "float32", "bfloat16"), "evaluation precision")))
+        return value
 
     @field_validator("views")
     @classmethod

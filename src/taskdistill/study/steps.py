@@ -214,6 +214,7 @@ def evaluate_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list
     ev, kn, view = inputs["evaluation"], inputs["knowledge"], inputs["view"]
     fmt = PromptFormat(**inputs["prompt"])
     model, tok = model_for(model_path(deps["model"]))
+    model = inference_model(model, ev.get("precision", "float32"))
     test = _subset(deps["data"], "test")
     if ev["test_limit"] and len(test) > ev["test_limit"]:
         test = test.subset(test.examples[: ev["test_limit"]])
@@ -243,6 +244,20 @@ def evaluate_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list
     with atomic_dir(out) as tmp:
         atomic_write_text(tmp / "metrics.json", json.dumps({"metrics": rows, "result": result}, default=str))
     return out, json.loads(json.dumps(result, default=str)), rows
+
+
+def inference_model(model, precision: str):
+    """The model in the precision evaluations run in (``auto``: bf16 where computed natively)."""
+    import torch
+
+    from taskdistill.distill.train import cpu_has_bf16
+    from taskdistill.models.load import cast_copy
+
+    device = next(model.parameters()).device
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else device.type == "cpu" and cpu_has_bf16()
+    if precision == "bfloat16" or (precision == "auto" and native):
+        return cast_copy(model, torch.bfloat16) if next(model.parameters()).dtype != torch.bfloat16 else model
+    return model
 
 
 def knowledge_rows(report) -> list[dict]:
