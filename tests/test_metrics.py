@@ -110,3 +110,27 @@ def test_to_dict_is_json_ready():
 def test_bad_shapes_raise(log_probs, gold, predicted):
     with pytest.raises(ValueError):
         classification_metrics(log_probs, np.array(gold, dtype=int), ["x", "y", "z"], predicted=predicted)
+
+
+def test_macro_f1_chance_is_the_prior_floor_and_its_stderr_is_an_item_bootstrap():
+    from taskdistill.evaluate.metrics import macro_f1_floor, macro_f1_stderr
+
+    rng = np.random.default_rng(0)
+    gold = np.array([0] * 60 + [1] * 30 + [2] * 10)  # unbalanced: the floor is not 1/C
+    lp = np.log(np.full((100, 3), 1 / 3))
+    m = classification_metrics(lp, gold, ["a", "b", "c"])
+    priors = np.array([0.6, 0.3, 0.1])
+    assert m.macro_f1_chance == pytest.approx(np.mean(2 * priors / (3 * priors + 1)))
+    assert m.macro_f1_chance != pytest.approx(1 / 3) and m.chance == pytest.approx(1 / 3)
+    # a uniform random guesser's macro-F1 averages to the floor
+    sims = [classification_metrics(lp, gold, ["a", "b", "c"], predicted=rng.integers(0, 3, 100)).macro_f1
+            for _ in range(400)]
+    assert np.mean(sims) == pytest.approx(macro_f1_floor(priors), abs=0.02)
+    # the item-bootstrap SE matches the spread of macro-F1 over fresh test sets of the same classifier
+    pred = np.where(rng.random(100) < 0.7, gold, rng.integers(0, 3, 100))
+    fresh = []
+    for _ in range(300):
+        g = rng.choice(3, 100, p=priors)
+        fresh.append(classification_metrics(np.zeros((100, 3)), g, ["a", "b", "c"],
+                                            predicted=np.where(rng.random(100) < 0.7, g, rng.integers(0, 3, 100))).macro_f1)
+    assert macro_f1_stderr(gold, pred, 3) == pytest.approx(np.std(fresh), rel=0.35)
