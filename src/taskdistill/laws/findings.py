@@ -272,6 +272,9 @@ def _f3(rows, gk, level, B, seed) -> dict:
     effect = _effect(f"mean {gk} retention, CoT-family − label (matched pairs)", value, lo, hi, level, n_)
     verdict, why = _sign_verdict(lo, hi, "the CoT − label retention difference",
                                  f"{KNOB['seeds']} or {KNOB['items']}")
+    if spread.source != "seeds":  # one seed per setting: no training-seed spread in the interval
+        why += ("; one seed per setting, so the interval holds test noise only (a seed-to-seed difference could "
+                f"pass for an effect): {KNOB['seeds']}")
     return _result("F3", verdict, why, effect)
 
 
