@@ -7,8 +7,9 @@ import copy
 
 import pytest
 from distill_helpers import LABELS, task_data
-from tiny import tiny_thinking_tokenizer, tiny_tokenizer
+from tiny import tiny_model, tiny_thinking_tokenizer, tiny_tokenizer
 
+from taskdistill.distill import traces
 from taskdistill.distill.batches import build_sequences
 from taskdistill.evaluate import task
 from taskdistill.models.prompts import (
@@ -87,3 +88,47 @@ def test_scoring_and_evaluation_prompts_have_thinking_off(monkeypatch):
     assert tok.decode(seen[0]).endswith(EMPTY_THINK)
     assert tok.decode(seen[1]).endswith(EMPTY_THINK + "Because.")
     assert seen[0] == encode(tok, build_prompt(tok, HEADLINE, LABELS))[0]
+
+
+def test_traces_think_and_the_thinking_is_the_rationale(monkeypatch):
+    """HF path with canned generations: thinking-on prompts, no ']]' stop, rationale = thinking text (whole
+    block, whitespace collapsed), label from the answer after it; thinking on and off are cached apart."""
+    tok = tiny_thinking_tokenizer()
+    model = tiny_model("qwen3", vocab_size=len(tok))
+    data = task_data(False)
+    golds = [e.label for e in data.examples]
+    outputs = [f"<think>\nIt says {g.lower()}.\n\nThe format wants [[...]].\n</think>\n\n[[{g}]]" for g in golds]
+    outputs[0] = f"<think>\nIt says {golds[0].lower()}.\n</think>\n\nNot sure."  # no label after the thinking
+    outputs[1] = "<think>\nHmm"  # unfinished
+    calls = []
+
+    def fake(model, tokenizer, prompts, max_new_tokens, batch_size, backend, progress=None, stop=None):
+        calls.append((list(prompts), stop, backend.name))
+        return outputs[: len(prompts)]
+
+    monkeypatch.setattr(traces, "generate", fake)
+    out = traces.build_traces(model, tok, data, backend="hf")
+    report = out.meta["traces"]
+    assert (report["kept"], report["no_label"], report["unfinished_thinking"]) == (6, 1, 1)
+    assert out.examples[0].cot == f"It says {golds[2].lower()}. The format wants [[...]]."
+    prompts, stop, backend = calls[0]
+    assert stop is None and backend == "hf" and all(p.endswith("<|im_start|>assistant\n") for p in prompts)
+    # thinking off for the writer: empty think blocks, the "]]" stop, another cache entry
+    outputs[:] = [f"Short reason. [[{g}]]" for g in golds]
+    off = traces.build_traces(model, tok, data, backend="hf", thinking=False)
+    prompts, stop, _ = calls[1]
+    assert stop == ["]]"] and all(p.endswith(EMPTY_THINK) for p in prompts)
+    assert off.meta["traces"]["thinking"] is False and off.examples[0].cot == "Short reason."
+    # a plain template's cache key has no thinking entry (its traces cached before this change stay valid)
+    plain = traces.build_traces(tiny_model("llama"), tiny_tokenizer(), data, backend="hf")
+    assert "thinking" not in plain.meta["traces"] and calls[2][1] == ["]]"]
+
+
+def test_a_forced_open_prompt_reads_the_generation_as_thinking(monkeypatch):
+    tok = forced_open_tokenizer()
+    model = tiny_model("qwen3", vocab_size=len(tok))
+    data = task_data(False)
+    outputs = [f"Because {e.label.lower()}.\n</think>\n\n[[{e.label}]]" for e in data.examples]
+    monkeypatch.setattr(traces, "generate", lambda *a, **k: outputs)
+    out = traces.build_traces(model, tok, data, backend="hf")
+    assert out.meta["traces"]["kept"] == len(data) and out.examples[0].cot == "Because earnings."
