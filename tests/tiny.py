@@ -24,9 +24,17 @@ CORPUS = [
 ]
 
 
-@functools.lru_cache(maxsize=1)
-def tiny_tokenizer():
-    """A 400-token byte-level BPE tokenizer with a ChatML template, as a PreTrainedTokenizerFast."""
+# A thinking template in the manner of Qwen3's (written for these tests): after the assistant header,
+# ``enable_thinking=False`` writes an empty think block; otherwise the model opens its own.
+THINKING_TEMPLATE = (
+    "{%- for m in messages -%}{{- '<|im_start|>' ~ m['role'] ~ '\n' ~ m['content'] ~ '<|im_end|>\n' -}}"
+    "{%- endfor -%}{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}"
+    "{%- if enable_thinking is defined and not enable_thinking -%}{{- '<think>\n\n</think>\n\n' -}}{%- endif -%}"
+    "{%- endif -%}"
+)
+
+
+def _bpe_tokenizer(chat_template: str, added: tuple[str, ...] = ()):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -41,8 +49,22 @@ def tiny_tokenizer():
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|endoftext|>"
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.add_tokens(list(added))  # plain added tokens: kept when decoding without special tokens
+    fast.chat_template = chat_template
     return fast
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_tokenizer():
+    """A 400-token byte-level BPE tokenizer with a ChatML template, as a PreTrainedTokenizerFast."""
+    return _bpe_tokenizer(CHAT_TEMPLATE)
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_thinking_tokenizer():
+    """The same BPE plus ``<think>`` / ``</think>`` as single tokens and a Qwen3-like thinking template
+    (402 tokens: models for it need ``vocab_size=len(tokenizer)``)."""
+    return _bpe_tokenizer(THINKING_TEMPLATE, ("<think>", "</think>"))
 
 
 ARCHS = ("llama", "qwen2", "qwen3", "mistral", "gemma3", "phi3")

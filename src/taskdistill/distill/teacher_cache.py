@@ -4,9 +4,11 @@ The cache holds, for every training sequence, the teacher's top-k token ids and 
 last one is the rest mass outside the top-k, see losses.py) at temperature τ, in numpy ``.npy``
 shards opened with ``mmap_mode="r"``. It is keyed by a content hash of (teacher weights, the exact
 token sequences and supervised positions, k, τ, vocabulary cut), so every run that trains on the
-same sequences with the same teacher reuses it. Layout of ``<cache>/logits/<key>/``::
+same sequences with the same teacher reuses it. The rows come from the HF teacher in memory or from
+vLLM's prompt log-probs (``backend``: auto | hf | vllm, see vllm_backend.py); ``meta.json`` records
+which. Layout of ``<cache>/logits/<key>/``::
 
-    meta.json                      k, temperature, vocab, shard list
+    meta.json                      k, temperature, vocab, shard list, back-end
     shard-00000/index.npy          example indices (n,)
     shard-00000/offsets.npy        first position row of each example (n+1,)
     shard-00000/idx.npy            int32 token ids (P, k)
@@ -90,6 +92,17 @@ def cache_key(teacher_fp: str, sequences: list[Sequence], k: int | None, tempera
     return content_hash({"teacher": teacher_fp, "sequences": seqs, "k": k, "tau": temperature, "vocab": vocab})
 
 
+def _not_for_vllm(k: int | None, temperature: float, vocab: int | None, rows: int) -> str | None:
+    """Why vLLM's prompt log-probs cannot give these rows exactly (None: they can)."""
+    if temperature != 1:
+        return f"vLLM's prompt log-probs are at temperature 1 only (τ = {temperature} needs the full logits)"
+    if k is None:
+        return "full-vocabulary targets (top_k none) are far too large for vLLM's per-token log-prob lists"
+    if vocab is not None and vocab != rows:
+        return f"the logits are cut to {vocab} of the teacher's {rows} columns, which vLLM cannot renormalise"
+    return None
+
+
 def build_cache(
     teacher,
     sequences: list[Sequence],
@@ -102,14 +115,29 @@ def build_cache(
     shard_size: int = 4096,
     teacher_fp: str | None = None,
     root: Path | None = None,
+    backend: str = "auto",
+    source: str | None = None,
+    tensor_parallel_size: int | None = None,
 ) -> TeacherLogits:
-    """Compute (or reuse) the teacher's top-k log-probs for ``sequences``; return the memory-mapped cache."""
+    """Compute (or reuse) the teacher's top-k log-probs for ``sequences``; return the memory-mapped cache.
+
+    ``backend``, ``source``, ``tensor_parallel_size``: as in vllm_backend.choose. vLLM gives exact rows
+    for τ = 1, a top-k (not the full vocabulary) and no vocabulary cut; ``auto`` takes HF otherwise.
+    """
+    from taskdistill.distill import vllm_backend
+    from taskdistill.distill.heads import vocab_size
     from taskdistill.models.load import model_fingerprint
 
     teacher_fp = teacher_fp or model_fingerprint(teacher)
     final = (root or settings.cache_dir("logits")) / cache_key(teacher_fp, sequences, k, temperature, vocab)
     if (final / "meta.json").is_file():
         return TeacherLogits(final)
+    rows = vocab_size(teacher)
+    chosen = vllm_backend.choose(backend, teacher, purpose="teacher top-k", source=source,
+                                 tensor_parallel_size=tensor_parallel_size,
+                                 unsupported=_not_for_vllm(k, temperature, vocab, rows))
+    if chosen.name == "vllm":
+        streamed = vllm_backend.topk_rows(chosen, sequences, min(k, rows), rows)
     teacher.eval()
     shards = []
     with atomic_dir(final) as tmp:
@@ -117,11 +145,17 @@ def build_cache(
             part = sequences[start : start + shard_size]
             name = f"shard-{s:05d}"
             idx_rows, logp_rows = [], []
-            for b in range(0, len(part), batch_size):
-                batch = collate(part[b : b + batch_size], pad_id)
-                i, lp = batch_topk(teacher, batch, k, temperature, vocab)
-                idx_rows.append(i.to(torch.int32).numpy())
-                logp_rows.append(lp.numpy().astype(np.float32))
+            if chosen.name == "vllm":
+                for _ in part:
+                    i, lp = next(streamed)
+                    idx_rows.append(i)
+                    logp_rows.append(lp)
+            else:
+                for b in range(0, len(part), batch_size):
+                    batch = collate(part[b : b + batch_size], pad_id)
+                    i, lp = batch_topk(teacher, batch, k, temperature, vocab)
+                    idx_rows.append(i.to(torch.int32).numpy())
+                    logp_rows.append(lp.numpy().astype(np.float32))
             lengths = [len(x.target_pos) for x in part]
             folder = tmp / name
             folder.mkdir()
@@ -134,6 +168,6 @@ def build_cache(
         atomic_write_json(
             tmp / "meta.json",
             {"k": k_eff, "temperature": temperature, "vocab": vocab, "teacher": teacher_fp, "shards": shards,
-             "n_sequences": len(sequences)},
+             "n_sequences": len(sequences), "backend": chosen.record()},
         )
     return TeacherLogits(final)

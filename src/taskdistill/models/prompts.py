@@ -3,6 +3,10 @@
 Every stage (evaluation, traces, distillation) builds prompts here so they stay identical.
 The chat template is used when the tokenizer has one; the answer continuation is scored or
 trained as plain tokens appended after the prompt's token ids.
+
+Thinking templates (Qwen3 and alike) are asked for thinking only where a model writes traces
+(``thinking=True``); every other prompt (scoring, evaluation, training) has thinking off, so for
+Qwen3 it ends in the template's empty ``<think>…</think>`` block and the answer starts right after it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import re
 from pydantic import BaseModel
 
 ANSWER_RE = re.compile(r"\[\[([^\[\]]+)\]\]")
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+EMPTY_THINK = f"{THINK_OPEN}\n\n{THINK_CLOSE}\n\n"  # what Qwen3's template writes with thinking off
 
 
 class PromptFormat(BaseModel):
@@ -38,15 +44,54 @@ def user_message(text: str, labels: list[str], fmt: PromptFormat, cot: bool = Fa
     return "\n".join(p for p in parts if p)
 
 
-def build_prompt(tokenizer, text: str, labels: list[str], fmt: PromptFormat | None = None, cot: bool = False) -> str:
-    """The full prompt string up to where the model's answer starts."""
+def thinking_switch(tokenizer) -> bool:
+    """Whether the tokenizer's chat template takes an ``enable_thinking`` switch (Qwen3 and alike)."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if isinstance(template, dict):  # named templates
+        template = " ".join(str(t) for t in template.values())
+    return "enable_thinking" in template
+
+
+def opens_thinking(prompt: str) -> bool:
+    """Whether the prompt ends inside an open thinking block (the model's text starts as thinking)."""
+    return prompt.rstrip().endswith(THINK_OPEN)
+
+
+def build_prompt(tokenizer, text: str, labels: list[str], fmt: PromptFormat | None = None, cot: bool = False,
+                 thinking: bool = False) -> str:
+    """The full prompt string up to where the model's answer starts.
+
+    ``thinking`` reaches the chat template as ``enable_thinking`` when the template has that switch.
+    With thinking off, a template that always opens a thinking block gets it closed empty, as Qwen3's
+    template does, so the answer (and what is scored or trained) starts after ``</think>``.
+    """
     fmt = fmt or PromptFormat()
     content = user_message(text, labels, fmt, cot)
     if getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": fmt.system}] if fmt.system else []
         messages.append({"role": "user", "content": content})
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        switch = {"enable_thinking": thinking} if thinking_switch(tokenizer) else {}
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **switch)
+        if not thinking and opens_thinking(prompt):
+            prompt = prompt[: len(prompt.rstrip()) - len(THINK_OPEN)] + EMPTY_THINK
+        return prompt
     return content + "\nAnswer: "
+
+
+def split_thinking(generated: str, opened: bool = False) -> tuple[str | None, str | None]:
+    """``(thinking, answer)`` of a generation: the text inside its thinking block (markers cut out,
+    stripped) and the text after ``</think>``. ``opened``: the prompt already opened the block.
+    No thinking block → ``(None, generated)``; a block never closed → ``(thinking so far, None)``."""
+    text = generated
+    if not opened:
+        stripped = generated.lstrip()
+        if not stripped.startswith(THINK_OPEN):
+            return None, generated
+        text = stripped[len(THINK_OPEN):]
+    if THINK_CLOSE not in text:
+        return text.strip(), None
+    inside, after = text.split(THINK_CLOSE, 1)
+    return inside.strip(), after
 
 
 def answer(label: str) -> str:
