@@ -260,14 +260,14 @@ def distill(
     torch.manual_seed(config.seed)
     config_hash = f"{config.training_hash()}-{data.fingerprint()}-{model_fingerprint(student)[:16]}"
     forget_fingerprint(student)  # trained in place from here on
-    if placed:  # fp32 masters; a LoRA student's frozen base stays in the runtime's dtype (adapters are fp32)
-        student.to(device=rt.device, dtype=torch.float32 if config.method == "logit" else rt.dtype)
+    n_params = sum(p.numel() for p in student.parameters())
+    n_trainable = n_params if config.method == "logit" else 0  # LoRA adapters: small next to the frozen base
+    par = par_mod.setup(rt, student, precision, parallel, par_mod.training_state_bytes(n_params, n_trainable))
+    if placed or par.size > 1:  # fp32 masters; a LoRA student's frozen base keeps the runtime's dtype
+        student.to(device=par.device, dtype=torch.float32 if config.method == "logit" else rt.dtype)
     if rt.gradient_checkpointing:
         student.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = apply_lora(student, config) if config.method == "lora" else student
-    n_params = sum(p.numel() for p in model.parameters())
-    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    par = par_mod.setup(rt, student, precision, parallel, par_mod.training_state_bytes(n_params, n_trainable))
     if par.size > 1 and config.batch_size < par.size:
         raise TaskDistillError(f"batch_size={config.batch_size} is smaller than the {par.size} training processes; "
                                f"raise training.batch_size to at least {par.size} or use fewer GPUs")
@@ -275,8 +275,6 @@ def distill(
         raise TaskDistillError("LoRA students train in one process or under DDP (their frozen weights stay in the "
                                "runtime's dtype); set parallel: ddp")
     device = par.device
-    if par.size > 1:
-        model.to(device)
     optimizer = _optimizer(model, config)
     lengths = [len(s.input_ids) for s in sequences]
     n_batches = len(length_grouped_batches(lengths, config.batch_size, config.seed, 0))
