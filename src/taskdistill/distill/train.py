@@ -262,6 +262,8 @@ def distill(
     forget_fingerprint(student)  # trained in place from here on
     n_params = sum(p.numel() for p in student.parameters())
     n_trainable = n_params if config.method == "logit" else 0  # LoRA adapters: small next to the frozen base
+    if config.method == "lora" and parallel == "auto":
+        parallel = "ddp"  # a LoRA student's frozen base is replicated; only its adapters train
     par = par_mod.setup(rt, student, precision, parallel, par_mod.training_state_bytes(n_params, n_trainable))
     if placed or par.size > 1:  # fp32 masters; a LoRA student's frozen base keeps the runtime's dtype
         student.to(device=par.device, dtype=torch.float32 if config.method == "logit" else rt.dtype)

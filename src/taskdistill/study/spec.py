@@ -233,12 +233,11 @@ class EvaluationSpec(_Strict):
         return value
 
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+_UNITS = {"": 1, "b": 1} | {f"{p}{s}": 2 ** (10 * i) for i, p in enumerate("kmgt", 1) for s in ("", "b", "ib")}
 
 
 def parse_bytes(value: str | int | None) -> int | None:
-    """``80GB`` (10⁹), ``80GiB`` / ``80G`` (2³⁰), ``512MiB``, or a number of bytes."""
+    """``80GB``, ``80GiB`` or ``80G`` (all 80 × 2³⁰: a GPU sold as "80 GB" holds 80 GiB), ``512MB``, or bytes."""
     if value is None or isinstance(value, int):
         return value
     import re
