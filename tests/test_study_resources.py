@@ -130,3 +130,33 @@ def test_runtime_block_and_the_spec_hash():
                              ({"parallel": "fsdp"}, "Did you mean 'fsdp2'")):
         with pytest.raises(TaskDistillError, match=message):
             parse_spec(dict(base, runtime=runtime))
+
+
+def test_a_recovery_given_two_devices_trains_in_two_processes(tmp_path, monkeypatch, one_thread):
+    """The study's multi-process path on the CPU (gloo): the KL teacher's cache is built once in the step's
+    process, two ranks train the student (DDP) and the first saves it; the result equals one process's."""
+    from safetensors.torch import load_file
+    from test_study_run import tiny_spec, tiny_teacher
+
+    from taskdistill.study import steps
+    from taskdistill.study.run import run_study
+
+    spec = tiny_spec(tiny_teacher(tmp_path))
+    spec["axes"] = dict(spec["axes"], dataset_sizes=[8], keep_fractions=[0.7], supervision=["kl"])
+    spec["training"] = dict(spec["training"], max_steps=2, bf16=False)
+    spec["evaluation"] = dict(spec["evaluation"], after_prune=False, test_limit=8)
+    spec["knowledge"] = dict(spec["knowledge"], limit=4)
+    parsed = parse_spec(spec)
+    run_study(parsed, tmp_path / "one")
+    monkeypatch.setattr(steps.Context, "training_processes", lambda self: 2)
+    monkeypatch.setenv("TASKDISTILL_HOME", str(tmp_path / "home-two"))
+    run_study(parsed, tmp_path / "two")
+    from test_study_run import step_rows
+
+    [one] = [r for r in step_rows(tmp_path / "one").values() if r["kind"] == "recover"]
+    [two] = [r for r in step_rows(tmp_path / "two").values() if r["kind"] == "recover"]
+    assert json.loads(two["result"])["train"]["processes"] == 2
+    assert json.loads(two["result"])["train"]["strategy"] == "ddp"
+    a = load_file(Path(one["artifact"]) / "model.safetensors")
+    b = load_file(Path(two["artifact"]) / "model.safetensors")
+    assert all((a[k] - b[k]).abs().max() < 5e-5 for k in a)

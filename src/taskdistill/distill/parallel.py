@@ -53,7 +53,8 @@ def choose_strategy(strategy: str, state_bytes: int, device_bytes: int | None, s
 
 def fsdp2_plugin(model, precision: str, gradient_checkpointing: bool):
     """accelerate's FSDP2 plugin: every decoder layer sharded on its own (``_no_split_modules``), fp32
-    masters with compute in ``precision``, full state dicts gathered on save."""
+    masters with compute in ``precision``, full state dicts gathered on save, and only the first rank holding
+    the whole model on its host (the others start on empty weights and receive their shards)."""
     import torch
     from accelerate import FullyShardedDataParallelPlugin
     from torch.distributed.fsdp import MixedPrecisionPolicy
@@ -67,7 +68,7 @@ def fsdp2_plugin(model, precision: str, gradient_checkpointing: bool):
     return FullyShardedDataParallelPlugin(
         fsdp_version=2, auto_wrap_policy="transformer_based_wrap", transformer_cls_names_to_wrap=layers,
         reshard_after_forward=True, mixed_precision_policy=policy, activation_checkpointing=gradient_checkpointing,
-        state_dict_type="FULL_STATE_DICT",
+        state_dict_type="FULL_STATE_DICT", cpu_ram_efficient_loading=True,  # rank 0's weights, broadcast as shards
     )
 
 

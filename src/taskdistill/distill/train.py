@@ -205,6 +205,7 @@ def distill(
     runtime=None,
     checkpoints: int | None = None,
     parallel: str = "auto",
+    student_fingerprint: str | None = None,
 ):
     """Train ``student`` on ``train`` under ``config``; return (student, TrainReport).
 
@@ -218,7 +219,9 @@ def distill(
     checkpointed when it says so; without one the student trains where it is. Under a launcher
     (distill/launch.py) every process runs this function: ``parallel`` picks DDP or FSDP2
     (distill/parallel.py). ``checkpoints``: with ``out_dir`` and no ``config.checkpoint_every``, write
-    this many evenly spaced checkpoints.
+    this many evenly spaced checkpoints. ``student_fingerprint``: the initial student's content fingerprint
+    (default: hashed from its weights), which keys its checkpoints — given by ranks that start on empty
+    weights (FSDP2 ranks other than the first receive theirs from it).
     """
     from transformers import get_cosine_schedule_with_warmup
 
@@ -258,14 +261,15 @@ def distill(
             )
 
     torch.manual_seed(config.seed)
-    config_hash = f"{config.training_hash()}-{data.fingerprint()}-{model_fingerprint(student)[:16]}"
+    config_hash = f"{config.training_hash()}-{data.fingerprint()}-{(student_fingerprint or model_fingerprint(student))[:16]}"
     forget_fingerprint(student)  # trained in place from here on
     n_params = sum(p.numel() for p in student.parameters())
     n_trainable = n_params if config.method == "logit" else 0  # LoRA adapters: small next to the frozen base
     if config.method == "lora" and parallel == "auto":
         parallel = "ddp"  # a LoRA student's frozen base is replicated; only its adapters train
     par = par_mod.setup(rt, student, precision, parallel, par_mod.training_state_bytes(n_params, n_trainable))
-    if placed or par.size > 1:  # fp32 masters; a LoRA student's frozen base keeps the runtime's dtype
+    if (placed or par.size > 1) and par.strategy != "fsdp2":  # (FSDP2 places its shards itself)
+        # fp32 masters; a LoRA student's frozen base keeps the runtime's dtype
         student.to(device=par.device, dtype=torch.float32 if config.method == "logit" else rt.dtype)
     if rt.gradient_checkpointing:
         student.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -295,33 +295,65 @@ def _train_recovery(deps: dict, train: TaskData, config, fmt, work: Path, ctx: C
     student, tok = model_for(pruned, ctx, trainable=True, dtype=training_dtype(config, ctx.runtime))
     online = config.uses_teacher and config.online_teacher
     teacher = model_for(model_path(deps["kl_teacher"]), ctx)[0] if online else None
+    from taskdistill.models.load import reference_fingerprint
+
     student, _ = distill(student, tok, train, config, teacher=teacher, signals=Signals(logits=logits), out_dir=work,
                          fmt=fmt, progress=False, runtime=ctx.runtime, checkpoints=RECOVERY_CHECKPOINTS,
-                         parallel=ctx.request.get("parallel", "auto"))
+                         parallel=ctx.request.get("parallel", "auto"), student_fingerprint=reference_fingerprint(pruned))
     return student, tok
 
 
 def _recover_rank(pruned: str, work: str, config: dict, fmt: dict, logits: str | None, request: dict,
                   parallel: str) -> None:
-    """One rank of a recovery trained in several processes (started by distill/launch.py)."""
+    """One rank of a recovery trained in several processes (started by distill/launch.py): under DDP each rank
+    loads the student straight onto its GPU; under FSDP2 only the first rank reads it (on the host) and the
+    others start on empty weights."""
     import os
 
+    from transformers import AutoConfig
+
+    from taskdistill.distill import parallel as par
     from taskdistill.distill.config import DistillConfig
     from taskdistill.distill.teacher_cache import TeacherLogits
     from taskdistill.distill.train import Signals, distill, training_dtype
-    from taskdistill.models.load import load_model
+    from taskdistill.models.load import load_model, reference_fingerprint
+    from taskdistill.models.runtime import empty_model, resolve_runtime
     from taskdistill.models.prompts import PromptFormat
-    from taskdistill.models.runtime import resolve_runtime
+    from taskdistill.prune.params import count_parameters
 
+    rank, size, local = par.world()
     if _has_cuda():  # every rank its own GPU
-        request = dict(request, device=f"cuda:{os.environ['LOCAL_RANK']}")
+        request = dict(request, device=f"cuda:{local}")
     runtime = resolve_runtime(**request)
     cfg = DistillConfig(**config)
-    student, tok = load_model(pruned, dtype=training_dtype(cfg, runtime))  # on the host; distill places it
+    dtype = training_dtype(cfg, runtime)
+    strategy = "ddp" if cfg.method == "lora" and parallel == "auto" else parallel
+    if runtime.is_gpu:
+        import torch
+
+        params = count_parameters(AutoConfig.from_pretrained(pruned))[0]
+        strategy = par.choose_strategy(strategy, par.training_state_bytes(params, params if cfg.method == "logit"
+                                                                          else 0),
+                                       torch.cuda.get_device_properties(local).total_memory, size)
+    if strategy == "fsdp2" and rank:
+        student, tok = empty_model(AutoConfig.from_pretrained(pruned), dtype), _tokenizer(pruned)
+    else:
+        student, tok = load_model(pruned, dtype=dtype, runtime=runtime if strategy != "fsdp2" else None)
     train = TaskData.load(Path(work) / "train.json")
     signals = Signals(logits=TeacherLogits(logits) if logits else None)
     distill(student, tok, train, cfg, signals=signals, out_dir=work, fmt=PromptFormat(**fmt), progress=False,
-            runtime=runtime, checkpoints=RECOVERY_CHECKPOINTS, parallel=parallel)
+            runtime=runtime, checkpoints=RECOVERY_CHECKPOINTS, parallel=strategy,
+            student_fingerprint=reference_fingerprint(pruned))
+
+
+def _tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    from taskdistill.models.hf import prepare_tokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    prepare_tokenizer(tok)
+    return tok
 
 
 def _has_cuda() -> bool:
@@ -335,15 +367,13 @@ def teacher_logits(dep: dict, student_path: str, train: TaskData, config, fmt, c
 
     Keyed by the teacher step's key (a content hash of everything that made that model) and the runtime's
     dtype, so an existing cache is found without loading the teacher."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     from taskdistill import settings
     from taskdistill.distill.teacher_cache import TeacherLogits, build_cache, cache_key
     from taskdistill.distill.train import pad_token, training_sequences
-    from taskdistill.models.hf import prepare_tokenizer
 
-    tok = AutoTokenizer.from_pretrained(student_path)
-    prepare_tokenizer(tok)
+    tok = _tokenizer(student_path)
     _, sequences, _ = training_sequences(tok, train, config, None, fmt)
     path = model_path(dep)
     rows = {AutoConfig.from_pretrained(p).vocab_size for p in (path, student_path)}
