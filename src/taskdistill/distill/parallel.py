@@ -37,13 +37,19 @@ def training_state_bytes(params: int, trainable: int) -> int:
     return 4 * params + (ADAMW_BYTES - 4) * trainable
 
 
-def choose_strategy(strategy: str, state_bytes: int, device_bytes: int | None, size: int) -> str:
-    """``single`` for one process; else ``ddp`` or ``fsdp2`` (``auto``: FSDP2 when the replicated state
-    would take more than 60 % of one device, leaving the rest for activations)."""
+def check_strategy(strategy: str) -> str:
+    """A known strategy name, else one line with the closest ones."""
     if strategy not in STRATEGIES:
         from taskdistill.errors import did_you_mean
 
         raise did_you_mean(strategy, STRATEGIES, "parallel strategy")
+    return strategy
+
+
+def choose_strategy(strategy: str, state_bytes: int, device_bytes: int | None, size: int) -> str:
+    """``single`` for one process; else ``ddp`` or ``fsdp2`` (``auto``: FSDP2 when the replicated state
+    would take more than 60 % of one device, leaving the rest for activations)."""
+    check_strategy(strategy)
     if size == 1:
         return "single"
     if strategy != "auto":

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -270,19 +271,14 @@ class RuntimeSpec(_Strict):
     parallel: str = Field("auto", description="training over several GPUs: auto (DDP while the replicated state "
                           "fits, else FSDP2) | ddp | fsdp2")
 
-    @field_validator("device")
+    @field_validator("device", "dtype", "parallel")
     @classmethod
-    def _device(cls, value: str) -> str:
-        from taskdistill.models.runtime import check_device_name
+    def _names(cls, value: str, info: ValidationInfo) -> str:
+        from taskdistill.distill.parallel import check_strategy
+        from taskdistill.models.runtime import check_device_name, check_dtype_name
 
-        return check_device_name(value)
-
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, value: str) -> str:
-        from taskdistill.models.runtime import check_dtype_name
-
-        return check_dtype_name(value)
+        return {"device": check_device_name, "dtype": check_dtype_name, "parallel": check_strategy}[info.field_name](
+            value)
 
     @field_validator("gpu_memory", "cpu_memory")
     @classmethod
@@ -295,15 +291,6 @@ class RuntimeSpec(_Strict):
     def _checkpointing(cls, value):
         if value not in ("auto", True, False):
             raise ValueError("use auto, true or false")
-        return value
-
-    @field_validator("parallel")
-    @classmethod
-    def _parallel(cls, value: str) -> str:
-        from taskdistill.distill.parallel import STRATEGIES
-
-        if value not in STRATEGIES:
-            raise ValueError(str(did_you_mean(value, STRATEGIES, "parallel strategy")))
         return value
 
     @model_validator(mode="after")
