@@ -31,7 +31,7 @@ from taskdistill.errors import TaskDistillError
 from taskdistill.models.runtime import Runtime
 
 MODEL_CACHE_SIZE = 2  # on the CPU; a GPU runtime keeps only the latest model (device memory binds there)
-RECOVERY_CHECKPOINTS = 10  # evenly spaced checkpoints of a recovery without training.checkpoint_every
+RECOVERY_CHECKPOINTS = 10  # a checkpoint every tenth of a recovery's steps (unless training.checkpoint_every)
 _MODELS: OrderedDict[tuple, tuple] = OrderedDict()
 
 
@@ -58,7 +58,8 @@ def artifact_dir(study_dir: Path, kind: str, key: str) -> Path:
 
 
 def work_dir(study_dir: Path, kind: str, key: str) -> Path:
-    """A step's scratch folder that survives a kill (a recovery's checkpoints), removed once the step is done."""
+    """A step's scratch folder that survives a kill: a recovery's checkpoint (removed when its training ends),
+    metrics.jsonl and report.json (kept)."""
     return Path(study_dir) / "work" / kind / key
 
 
