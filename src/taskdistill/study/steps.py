@@ -309,8 +309,6 @@ def _recover_rank(pruned: str, work: str, config: dict, fmt: dict, logits: str |
     """One rank of a recovery trained in several processes (started by distill/launch.py): under DDP each rank
     loads the student straight onto its GPU; under FSDP2 only the first rank reads it (on the host) and the
     others start on empty weights."""
-    import os
-
     from transformers import AutoConfig
 
     from taskdistill.distill import parallel as par
@@ -318,8 +316,8 @@ def _recover_rank(pruned: str, work: str, config: dict, fmt: dict, logits: str |
     from taskdistill.distill.teacher_cache import TeacherLogits
     from taskdistill.distill.train import Signals, distill, training_dtype
     from taskdistill.models.load import load_model, reference_fingerprint
-    from taskdistill.models.runtime import empty_model, resolve_runtime
     from taskdistill.models.prompts import PromptFormat
+    from taskdistill.models.runtime import empty_model, resolve_runtime
     from taskdistill.prune.params import count_parameters
 
     rank, size, local = par.world()
