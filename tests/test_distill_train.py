@@ -209,11 +209,12 @@ def test_bad_settings_are_one_line_errors(tiny):
 
 def test_bf16_auto_follows_the_device(monkeypatch):
     from taskdistill.distill import train
+    from taskdistill.models import runtime
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)
     assert train.use_bf16("auto", cpu) and not train.use_bf16(False, cpu)
-    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
     assert not train.use_bf16("auto", cpu) and train.use_bf16(True, cpu)
 
 

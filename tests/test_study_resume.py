@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -79,3 +80,45 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, monkeypatch):
     assert all(r["status"] == "done" for r in step_rows(folder).values())
     assert len(metrics(folder)) == 5 * 4  # the teacher, 2 pruned and 2 recovered students × 4 metrics
     assert metrics(folder) == metrics(tmp_path / "ref")  # identical final metrics
+
+
+def test_sigkill_mid_recovery_resumes_from_its_checkpoint(tmp_path, monkeypatch, one_thread):
+    """A recovery checkpoints into STUDY/work/recover/<key>; killed there, `study resume` continues mid-training
+    (resumed_from > 0 in the stored train report) and ends with the uninterrupted run's weights and metrics."""
+    import multiprocessing
+
+    from safetensors.torch import load_file
+
+    from taskdistill.study.run import resume_study
+
+    spec = small_spec(tiny_teacher(tmp_path))
+    spec["axes"] = dict(spec["axes"], keep_fractions=[0.7])
+    spec["training"] = dict(spec["training"], max_steps=10, bf16=False)  # 10 checkpoints by default: every step
+    spec["evaluation"] = dict(spec["evaluation"], after_prune=False)
+    parsed = parse_spec(spec)
+    monkeypatch.setenv("TASKDISTILL_HOME", str(tmp_path / "home-ref"))
+    run_study(parsed, tmp_path / "ref")
+
+    folder = tmp_path / "killed"
+    monkeypatch.setenv("TASKDISTILL_HOME", str(tmp_path / "home"))  # no evaluation cache shared with ref
+    child = multiprocessing.get_context("fork").Process(target=run_study, args=(parsed, folder))
+    child.start()
+    deadline = time.time() + 120
+    while child.is_alive() and time.time() < deadline and not list(folder.glob("work/recover/*/checkpoint/state.json")):
+        time.sleep(0.002)
+    assert child.is_alive(), "the study ended before its recovery wrote a checkpoint"
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    [state] = list(folder.glob("work/recover/*/checkpoint/state.json"))
+    assert 0 < json.loads(state.read_text())["step"] < 10
+    resume_study(folder)
+    rows = step_rows(folder)
+    [recover] = [r for r in rows.values() if r["kind"] == "recover"]
+    train = json.loads(recover["result"])["train"]
+    assert train["resumed_from"] > 0 and train["steps"] == 10 and len(train["history"]) == 10
+    assert recover["attempts"] == 2 and not state.parent.exists()  # the finished run removed its checkpoint
+    ref = step_rows(tmp_path / "ref")[recover["key"]]
+    mine = load_file(Path(recover["artifact"]) / "model.safetensors")
+    theirs = load_file(Path(ref["artifact"]) / "model.safetensors")
+    assert all(mine[k].equal(theirs[k]) for k in theirs)
+    assert metrics(folder) == metrics(tmp_path / "ref")

@@ -115,6 +115,9 @@ def test_latency_is_measured_on_the_tasks_own_prompts(tmp_path, monkeypatch, tin
               "cost": True}
     deps = {"model": {"kind": "recover", "artifact": str(model_dir), "result": {}},
             "data": {"kind": "data", "artifact": str(data), "result": {}}}
-    _, result, _ = steps.evaluate_step(inputs, deps, tmp_path / "out")
+    from taskdistill.models.runtime import resolve_runtime
+
+    ctx = steps.Context(tmp_path, "k", resolve_runtime("cpu", "float32"))
+    _, result, _ = steps.evaluate_step(inputs, deps, tmp_path / "out", ctx)
     assert result["latency_ms"] == 1.0
     assert all(f"Acme headline number {i}" in p for i, p in enumerate(seen["prompts"]))  # not a generic set

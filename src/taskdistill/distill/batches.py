@@ -47,6 +47,12 @@ class Batch:
     indices: list[int]  # example indices, one per row
     n_tokens: int  # non-pad tokens
 
+    def to(self, device) -> Batch:
+        """The batch with its tensors on ``device`` (the model's)."""
+        move = {name: getattr(self, name).to(device) for name in
+                ("input_ids", "attention_mask", "row", "pred_pos", "targets", "is_label")}
+        return Batch(**move, indices=self.indices, n_tokens=self.n_tokens)
+
 
 def encode_example(tokenizer, text: str, labels: list[str], label: str, cot: str | None, fmt: PromptFormat | None):
     """Token ids of prompt + completion, and which completion tokens are label tokens."""

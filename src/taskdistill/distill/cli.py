@@ -66,6 +66,7 @@ def distill_cmd(
     cot_col: str | None = typer.Option(None, "--cot-col", help="Column of --data holding CoT traces."),
     trace_teacher: str | None = typer.Option(
         None, "--trace-teacher", help="Model that writes missing traces (default: --teacher)."),
+    runtime=None,
     **settings,
 ) -> None:
     """Distill TEACHER into STUDENT on task data; saves a plain HF model in OUT/model.
@@ -74,7 +75,7 @@ def distill_cmd(
     from rich.console import Console
 
     from taskdistill.distill.config import make_config
-    from taskdistill.distill.train import Signals, distill
+    from taskdistill.distill.train import Signals, distill, training_dtype
     from taskdistill.models.load import load_model
 
     config = make_config(**_config_values(settings))
@@ -87,16 +88,16 @@ def distill_cmd(
         if traces is not None:
             signals.traces = tr.import_traces(train, traces)
         else:
-            writer, wtok = load_model(trace_teacher or teacher)
+            writer, wtok = load_model(trace_teacher or teacher, runtime=runtime)
             subset = train.subset(train.examples[: config.dataset_size]) if config.dataset_size else train
             signals.traces = tr.build_traces(writer, wtok, subset)
             r = signals.traces.meta["traces"]
             console.print(f"traces: kept {r['kept']}/{r['n']} (drop rate {r['drop_rate']:.1%})")
             config = config.model_copy(update={"dataset_size": None})
-    teacher_model, teacher_tok = load_model(teacher) if config.uses_teacher else (None, None)
-    student_model, tok = load_model(student)
+    teacher_model, teacher_tok = load_model(teacher, runtime=runtime) if config.uses_teacher else (None, None)
+    student_model, tok = load_model(student, runtime=runtime, dtype=training_dtype(config, runtime))
     _, report = distill(student_model, tok, train, config, teacher=teacher_model, signals=signals, out_dir=out,
-                        teacher_tokenizer=teacher_tok)
+                        teacher_tokenizer=teacher_tok, runtime=runtime)
     last = report.history[-1] if report.history else {}
     console.print(
         f"[bold]distilled[/] {config.method}/{config.supervision}: {report.steps} steps, final loss "
@@ -131,6 +132,7 @@ def traces_cmd(
         "split it evenly)."),
     thinking: bool = typer.Option(True, "--thinking/--no-thinking", help="With a thinking chat template (Qwen3): "
                                   "write the traces with thinking on; the thinking text is the rationale."),
+    runtime=None,
 ) -> None:
     """Build CoT traces with a teacher (gold-label filtered) or import them; write them as JSONL."""
     from rich.console import Console
@@ -146,7 +148,7 @@ def traces_cmd(
             raise TaskDistillError("pass --teacher to generate traces, or --import FILE to accept existing ones")
         from taskdistill.models.load import load_model
 
-        model, tok = load_model(teacher)
+        model, tok = load_model(teacher, runtime=runtime)
         result = tr.build_traces(model, tok, dataset, explain_gold=explain_gold, max_new_tokens=max_new_tokens,
                                  batch_size=batch_size, backend=backend, thinking=thinking,
                                  tensor_parallel_size=tensor_parallel_size)
@@ -161,7 +163,10 @@ def traces_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add ``distill`` and ``traces`` to the root app."""
+    from taskdistill.models.runtime_cli import with_runtime
+
     app.command("distill", help="Distill a teacher into a student (logit or LoRA; any supervision format).")(
-        _with_config_options(distill_cmd)
+        with_runtime(_with_config_options(distill_cmd))
     )
-    app.command("traces", help="Build chain-of-thought traces with a teacher, or import them; write JSONL.")(traces_cmd)
+    app.command("traces", help="Build chain-of-thought traces with a teacher, or import them; write JSONL.")(
+        with_runtime(traces_cmd))

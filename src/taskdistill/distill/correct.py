@@ -28,10 +28,12 @@ def correct_teacher(
     fmt: PromptFormat | None = None,
     use_cache: bool = True,
     progress: bool | None = None,
+    runtime=None,
 ):
     """Return ``(corrected teacher, report)``; a second call with the same inputs loads the cached one.
 
-    A ``logit`` correction trains ``teacher`` in place (pass a copy to keep the original).
+    A ``logit`` correction trains ``teacher`` in place (pass a copy to keep the original). ``runtime``: where
+    it trains (models/runtime.py; default: where the teacher is).
     """
     from taskdistill.distill.train import distill
     from taskdistill.models.load import load_model, model_fingerprint
@@ -47,11 +49,11 @@ def correct_teacher(
     })
     final = settings.cache_dir("teachers") / key
     if use_cache and (final / "correction.json").is_file():
-        model, _ = load_model(str(final), dtype=next(teacher.parameters()).dtype)
+        model, _ = load_model(str(final), dtype=next(teacher.parameters()).dtype, runtime=runtime)
         report = json.loads((final / "correction.json").read_text())
         return model, {**report, "cached": True}
 
-    model, train_report = distill(teacher, tokenizer, train, config, fmt=fmt, progress=progress)
+    model, train_report = distill(teacher, tokenizer, train, config, fmt=fmt, progress=progress, runtime=runtime)
     report = {
         "key": key, "path": str(final), "supervision": config.supervision, "method": config.method,
         "eval_mode": mode,

@@ -26,7 +26,8 @@ def supervised_hidden(model, batch) -> torch.Tensor:
     """Final hidden states (N, H) at the positions that predict the batch's supervised targets."""
     decoder, _ = split_model(model)
     out = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
-    return out.last_hidden_state[batch.row, batch.pred_pos]
+    hidden = out.last_hidden_state  # on the last device of a model spread over several
+    return hidden[batch.row.to(hidden.device), batch.pred_pos.to(hidden.device)]
 
 
 def logits_chunks(model, hidden: torch.Tensor, chunk: int, vocab: int | None = None):

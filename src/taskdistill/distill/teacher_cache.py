@@ -32,8 +32,10 @@ from taskdistill.distill.heads import logits_chunks, supervised_hidden
 
 @torch.no_grad()
 def batch_topk(teacher, batch, k: int | None, temperature: float, vocab: int | None, chunk: int = 1024):
-    """Teacher (idx (N, k), logp (N, k+1)) at the batch's supervised positions."""
-    hidden = supervised_hidden(teacher, batch)
+    """Teacher (idx (N, k), logp (N, k+1)) at the batch's supervised positions (on the teacher's last device)."""
+    from taskdistill.models.runtime import model_device
+
+    hidden = supervised_hidden(teacher, batch.to(model_device(teacher)))
     idx, logp = [], []
     for _, logits in logits_chunks(teacher, hidden, chunk, vocab):
         i, lp = losses.topk_buckets(logits, k, temperature)
@@ -154,8 +156,8 @@ def build_cache(
                 for b in range(0, len(part), batch_size):
                     batch = collate(part[b : b + batch_size], pad_id)
                     i, lp = batch_topk(teacher, batch, k, temperature, vocab)
-                    idx_rows.append(i.to(torch.int32).numpy())
-                    logp_rows.append(lp.numpy().astype(np.float32))
+                    idx_rows.append(i.to(torch.int32).cpu().numpy())
+                    logp_rows.append(lp.float().cpu().numpy())
             lengths = [len(x.target_pos) for x in part]
             folder = tmp / name
             folder.mkdir()

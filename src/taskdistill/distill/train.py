@@ -77,29 +77,22 @@ def shared_vocab(student, teacher, tokenizer, teacher_tokenizer=None) -> int | N
 
 
 def cpu_has_bf16() -> bool:
-    """Whether the CPU has native bf16 dot products (AVX512-BF16 or AMX), from /proc/cpuinfo."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    """Whether the CPU has native bf16 dot products (kept here for callers; the policy is models/runtime.py's)."""
+    from taskdistill.models import runtime
+
+    return runtime.cpu_has_bf16()
 
 
 def use_bf16(setting, device: torch.device) -> bool:
-    """``auto``: bf16 autocast on a CUDA device with bf16, or on a CPU with native bf16 dot products.
+    """Whether a run on ``device`` with ``DistillConfig.bf16 = setting`` trains under bf16 autocast (the
+    runtime's policy, models/runtime.py: on a CUDA GPU with bf16, or a CPU with native bf16 dot products)."""
+    from taskdistill.models.runtime import Runtime
 
-    Measured on this project's 2-core AMD EPYC (AVX512-BF16): our KD step ran 1.68x faster under CPU
-    bf16 autocast than in fp32 (benchmarks/RESULTS.md); CPUs without native bf16 emulate it, so stay fp32.
-    """
-    if setting == "auto":
-        if device.type == "cuda":
-            return torch.cuda.is_bf16_supported()
-        return device.type == "cpu" and cpu_has_bf16()
-    return bool(setting)
+    return Runtime(device, torch.float32).training_precision(setting) == "bf16"
 
 
-def micro_terms(student, batch, config: DistillConfig, teacher_rows, vocab) -> dict[str, torch.Tensor]:
-    """Sums and counts of every loss term for one micro-batch, lm_head applied chunk by chunk."""
+def micro_sums(student, batch, config: DistillConfig, teacher_rows, vocab) -> torch.Tensor:
+    """Summed ``TERMS`` (4,) of one micro-batch, lm_head applied chunk by chunk."""
     hidden = supervised_hidden(student, batch)
     _, head = split_model(student)
     t_idx, t_logp = teacher_rows if teacher_rows is not None else (None, None)
@@ -125,9 +118,25 @@ def micro_terms(student, batch, config: DistillConfig, teacher_rows, vocab) -> d
         args += (t_idx[sl].to(hidden.device), t_logp[sl].to(hidden.device)) if t_idx is not None else (None, None)
         # Recomputed in backward: only one chunk's logits are ever alive.
         sums = sums + (grad_checkpoint(chunk_sums, *args, use_reentrant=False) if torch.is_grad_enabled() else chunk_sums(*args))
-    n_label = int(is_label.sum())
-    n_trace = int(is_label.numel() - n_label)
-    return combine(sums, n_label, n_trace, config)
+    return sums
+
+
+def micro_terms(student, batch, config: DistillConfig, teacher_rows, vocab) -> dict[str, torch.Tensor]:
+    """Token means of every loss term for one micro-batch and its loss."""
+    sums = micro_sums(student, batch, config, teacher_rows, vocab)
+    n_label = int(batch.is_label.sum())
+    return combine(sums, n_label, int(batch.is_label.numel() - n_label), config)
+
+
+class Objective(torch.nn.Module):
+    """The student and the loss sums of one micro-batch as one module, so DDP / FSDP2 can wrap the forward."""
+
+    def __init__(self, model, config: DistillConfig, vocab):
+        super().__init__()
+        self.model, self.config, self.vocab = model, config, vocab
+
+    def forward(self, batch, teacher_rows):
+        return micro_sums(self.model, batch, self.config, teacher_rows, self.vocab)
 
 
 def combine(sums: torch.Tensor, n_label: int, n_trace: int, config: DistillConfig) -> dict[str, torch.Tensor]:
@@ -153,6 +162,40 @@ def total_steps(config: DistillConfig, n_batches: int) -> int:
     return max(1, math.ceil(config.epochs * n_batches / config.grad_accum))
 
 
+def training_sequences(tokenizer, train: TaskData, config: DistillConfig, signals: Signals | None = None, fmt=None):
+    """``(data, sequences, counts)``: the examples a run trains on (traced data for CoT formats, the first
+    ``dataset_size``) and their token sequences — what ``distill`` trains on and its teacher cache is keyed by."""
+    signals = signals or Signals()
+    data = signals.traces if (config.uses_traces and signals.traces is not None) else train
+    if config.dataset_size is not None:
+        if config.dataset_size > len(data):
+            raise TaskDistillError(
+                f"dataset_size={config.dataset_size} exceeds the {len(data)} training examples available; lower it"
+            )
+        data = data.subset(data.examples[: config.dataset_size])
+    sequences, counts = build_sequences(tokenizer, data, cot=config.uses_traces, max_length=config.max_length, fmt=fmt,
+                                       answer_too=config.format.answer_too)
+    return data, sequences, counts
+
+
+def training_dtype(config: DistillConfig, runtime=None):
+    """The dtype to load a student in for training: float32 master weights (``logit``), or the runtime's dtype
+    for a LoRA student's frozen base (its adapters are float32); None (float32) without a runtime."""
+    if runtime is None:
+        return None
+    return torch.float32 if config.method == "logit" else runtime.dtype
+
+
+def pad_token(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def planned_steps(config: DistillConfig, sequences) -> int:
+    """Optimizer steps of a run over ``sequences`` (the same for any number of processes)."""
+    lengths = [len(s.input_ids) for s in sequences]
+    return total_steps(config, len(length_grouped_batches(lengths, config.batch_size, config.seed, 0)))
+
+
 def distill(
     student,
     tokenizer,
@@ -166,6 +209,10 @@ def distill(
     fmt=None,
     progress: bool | None = None,
     on_step=None,
+    runtime=None,
+    checkpoints: int | None = None,
+    parallel: str = "auto",
+    student_fingerprint: str | None = None,
 ):
     """Train ``student`` on ``train`` under ``config``; return (student, TrainReport).
 
@@ -173,23 +220,30 @@ def distill(
     traced data and a prepared logit cache. With ``out_dir``: metrics.jsonl, checkpoints (resumed
     automatically when present), report.json and the final plain HF model in ``out_dir/model``
     (LoRA merged). ``on_step(step, record)`` is called after every optimizer step.
+
+    ``runtime`` (models/runtime.py): the student trains on its device, with float32 master weights
+    (LoRA: frozen base weights in the runtime's dtype) under its mixed precision, the decoder
+    checkpointed when it says so; without one the student trains where it is. Under a launcher
+    (distill/launch.py) every process runs this function: ``parallel`` picks DDP or FSDP2
+    (distill/parallel.py). ``checkpoints``: with ``out_dir`` and no ``config.checkpoint_every``, write
+    this many evenly spaced checkpoints. ``student_fingerprint``: the initial student's content fingerprint
+    (default: hashed from its weights), which keys its checkpoints — given by ranks that start on empty
+    weights (FSDP2 ranks other than the first receive theirs from it).
     """
     from transformers import get_cosine_schedule_with_warmup
 
+    from taskdistill.distill import parallel as par_mod
     from taskdistill.distill.lora import apply_lora, merge
     from taskdistill.models.load import forget_fingerprint, model_fingerprint, save_model
+    from taskdistill.models.runtime import Runtime, as_runtime
 
     signals = signals or Signals()
-    data = signals.traces if (config.uses_traces and signals.traces is not None) else train
-    if config.dataset_size is not None:
-        if config.dataset_size > len(data):
-            raise TaskDistillError(
-                f"dataset_size={config.dataset_size} exceeds the {len(data)} training examples available; lower it"
-            )
-        data = data.subset(data.examples[: config.dataset_size])
-    sequences, counts = build_sequences(tokenizer, data, cot=config.uses_traces, max_length=config.max_length, fmt=fmt,
-                                       answer_too=config.format.answer_too)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    data, sequences, counts = training_sequences(tokenizer, train, config, signals, fmt)
+    pad_id = pad_token(tokenizer)
+    placed = runtime is not None
+    first = next(student.parameters())
+    rt = as_runtime(runtime) if placed else Runtime(first.device, first.dtype)
+    precision = rt.training_precision(config.bf16)
 
     vocab, source = None, None
     if config.uses_teacher:
@@ -199,6 +253,8 @@ def distill(
             vocab = shared_vocab(student, teacher, tokenizer, teacher_tokenizer)
         if signals.logits is not None:
             source = signals.logits
+            if teacher is None:
+                vocab = signals.logits.meta.get("vocab")
         elif config.online_teacher:
             from taskdistill.distill.teacher_cache import OnlineTeacher
 
@@ -212,58 +268,95 @@ def distill(
             )
 
     torch.manual_seed(config.seed)
-    config_hash = f"{config.training_hash()}-{data.fingerprint()}-{model_fingerprint(student)[:16]}"
+    config_hash = f"{config.training_hash()}-{data.fingerprint()}-{(student_fingerprint or model_fingerprint(student))[:16]}"
     forget_fingerprint(student)  # trained in place from here on
+    n_params = sum(p.numel() for p in student.parameters())
+    n_trainable = n_params if config.method == "logit" else 0  # LoRA adapters: small next to the frozen base
+    if config.method == "lora" and parallel == "auto":
+        parallel = "ddp"  # a LoRA student's frozen base is replicated; only its adapters train
+    par = par_mod.setup(rt, student, precision, parallel, par_mod.training_state_bytes(n_params, n_trainable))
+    if (placed or par.size > 1) and par.strategy != "fsdp2":  # (FSDP2 places its shards itself)
+        # fp32 masters; a LoRA student's frozen base keeps the runtime's dtype
+        student.to(device=par.device, dtype=torch.float32 if config.method == "logit" else rt.dtype)
+    if rt.gradient_checkpointing:
+        student.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = apply_lora(student, config) if config.method == "lora" else student
-    device = next(model.parameters()).device
-    bf16 = use_bf16(config.bf16, device)
+    if par.size > 1 and config.batch_size < par.size:
+        raise TaskDistillError(f"batch_size={config.batch_size} is smaller than the {par.size} training processes; "
+                               f"raise training.batch_size to at least {par.size} or use fewer GPUs")
+    if par.strategy == "fsdp2" and config.method == "lora":
+        raise TaskDistillError("LoRA students train in one process or under DDP (their frozen weights stay in the "
+                               "runtime's dtype); set parallel: ddp")
+    device = par.device
     optimizer = _optimizer(model, config)
     lengths = [len(s.input_ids) for s in sequences]
     n_batches = len(length_grouped_batches(lengths, config.batch_size, config.seed, 0))
-    steps = total_steps(config, n_batches)
+    steps = planned_steps(config, sequences)
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(config.warmup_ratio * steps), steps)
+    every = config.checkpoint_every or (max(1, steps // checkpoints) if checkpoints else None)
 
+    objective = Objective(model, config, vocab)
+    if par.strategy == "ddp":
+        objective = par.accelerator.prepare(objective)
+    elif par.strategy == "fsdp2":
+        objective, optimizer = par.accelerator.prepare(objective, optimizer)
     out = Path(out_dir) if out_dir is not None else None
     start_step, resumed_from, skipped, tokens, history = 0, None, 0, 0, []
     if out is not None and ckpt.read_state(out / "checkpoint") is not None:
-        state = ckpt.load(out / "checkpoint", model, optimizer, scheduler, config_hash)
+        state = _load_checkpoint(out / "checkpoint", par, objective, model, optimizer, scheduler, config_hash)
         start_step = resumed_from = state["step"]
         skipped, tokens = state["skipped"], state["tokens"]
         history = _read_metrics(out / "metrics.jsonl", start_step)
-    metrics_fh = _open_metrics(out, history)
+    metrics_fh = _open_metrics(out, history) if par.is_main else None
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
-    model.train()
+    objective.train()
     order_cache: dict[int, list[list[int]]] = {}
 
-    def micro_batch(m: int):
+    def micro_rows(m: int) -> list[int]:
         epoch, within = divmod(m, n_batches)
         if epoch not in order_cache:
             order_cache.clear()
             order_cache[epoch] = length_grouped_batches(lengths, config.batch_size, config.seed, epoch)
-        return collate([sequences[i] for i in order_cache[epoch][within]], pad_id)
+        return order_cache[epoch][within]
 
+    params = [p for p in objective.parameters() if p.requires_grad]
     t0, run_tokens = time.perf_counter(), 0
-    bar = _progress(progress, steps, start_step)
+    bar = _progress(progress, steps, start_step) if par.is_main else None
     try:
         for step in range(start_step, steps):
             agg = {k: 0.0 for k in (*TERMS, "loss")}
             step_tokens = step_positions = 0
-            for m in range(step * config.grad_accum, (step + 1) * config.grad_accum):
-                batch = micro_batch(m)
-                batch.input_ids, batch.attention_mask = batch.input_ids.to(device), batch.attention_mask.to(device)
-                rows = source.topk(batch) if source is not None else None
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    terms = micro_terms(model, batch, config, rows, vocab)
-                (terms["loss"] / config.grad_accum).backward()
+            micro = range(step * config.grad_accum, (step + 1) * config.grad_accum)
+            for m in micro:
+                rows = micro_rows(m)
+                whole = [sequences[i] for i in rows]
+                n_pos = sum(len(s.target_pos) for s in whole)
+                n_label = sum(sum(s.is_label) for s in whole)  # counts of the whole micro-batch, on every rank
+                mine, weight = par.shard(rows)
+                batch = collate([sequences[i] for i in mine], pad_id).to(device)
+                t_rows = source.topk(batch) if source is not None else None
+                with par.no_sync(objective, last=m == micro[-1]):
+                    with rt.autocast(precision):
+                        sums = objective(batch, t_rows) * weight
+                    loss = combine(sums, n_label, n_pos - n_label, config)["loss"] * par.size / config.grad_accum
+                    (scaler.scale(loss) if scaler is not None else loss).backward()
+                terms = combine(par.sum(sums.detach()), n_label, n_pos - n_label, config)
                 for k in agg:
-                    agg[k] += float(terms[k].detach()) / config.grad_accum
-                step_tokens += batch.n_tokens
-                step_positions += int(batch.targets.numel())
-            params = [p for p in model.parameters() if p.requires_grad]
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
-            ok = math.isfinite(agg["loss"]) and math.isfinite(grad_norm)
+                    agg[k] += float(terms[k]) / config.grad_accum
+                step_tokens += sum(len(s.input_ids) for s in whole)
+                step_positions += n_pos
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            clip = par.accelerator.clip_grad_norm_ if par.strategy == "fsdp2" else torch.nn.utils.clip_grad_norm_
+            grad_norm = float(clip(params, config.max_grad_norm))
+            # under fp16 an overflowing gradient is the loss scaler's business (it skips the step and backs off)
+            ok = math.isfinite(agg["loss"]) and (math.isfinite(grad_norm) or scaler is not None)
             if ok:
-                optimizer.step()
+                if scaler is not None:
+                    scaler.step(optimizer)
+                else:
+                    optimizer.step()
             else:
                 skipped += 1
                 if skipped >= config.max_bad_steps:
@@ -271,6 +364,8 @@ def distill(
                         f"stopped after {skipped} steps with a non-finite loss or gradient (last at step {step + 1}); "
                         "lower --lr or check the data and the student's weights"
                     )
+            if scaler is not None:
+                scaler.update()
             optimizer.zero_grad(set_to_none=True)
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
@@ -287,17 +382,22 @@ def distill(
             _advance(bar, record, config)
             if on_step is not None:
                 on_step(step + 1, record)
-            if out is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < steps:
-                ckpt.save(out / "checkpoint", model, optimizer, scheduler,
-                          {"step": step + 1, "skipped": skipped, "tokens": tokens, "config_hash": config_hash})
+            if out is not None and every and (step + 1) % every == 0 and step + 1 < steps:
+                _save_checkpoint(out / "checkpoint", par, model, optimizer, scheduler,
+                                 {"step": step + 1, "skipped": skipped, "tokens": tokens, "config_hash": config_hash})
     finally:
         if metrics_fh is not None:
             metrics_fh.close()
         if bar is not None:
             bar[0].stop()
 
-    model.eval()
-    student = merge(model) if config.method == "lora" else model
+    objective.eval()
+    if rt.gradient_checkpointing:
+        student.gradient_checkpointing_disable()
+    student = _full_model(par, objective, model) if par.strategy == "fsdp2" else model
+    if student is not None:
+        student.eval()
+        student = merge(student) if config.method == "lora" else student
     seconds = time.perf_counter() - t0
     report = TrainReport(
         steps=steps, skipped_steps=skipped, tokens=tokens, seconds=round(seconds, 3),
@@ -305,15 +405,53 @@ def distill(
         final_loss=history[-1]["loss"] if history else None, sequences=counts, resumed_from=resumed_from,
         history=history,
     )
-    if out is not None:
+    if out is not None and par.is_main:
         from taskdistill.cache import atomic_write_json
 
         report.model_dir = str(save_model(student, tokenizer, out / "model"))
-        atomic_write_json(out / "report.json", {**report.to_dict(), "config": config.model_dump()})
+        atomic_write_json(out / "report.json", {**report.to_dict(), "config": config.model_dump(),
+                                                "processes": par.size, "strategy": par.strategy,
+                                                "precision": precision})
         import shutil
 
         shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    par.barrier()
     return student, report
+
+
+def _save_checkpoint(path: Path, par, model, optimizer, scheduler, state: dict) -> None:
+    """One checkpoint for every strategy: the main process writes it (DDP ranks hold equal copies); under FSDP2
+    accelerate writes each rank's shards (torch.distributed.checkpoint) beside our state.json."""
+    if par.strategy == "fsdp2":
+        par.accelerator.save_state(str(path.with_name(path.name + ".sharded")))
+        if par.is_main:
+            ckpt.save_state_only(path, scheduler, state)
+    elif par.is_main:
+        ckpt.save(path, model, optimizer, scheduler, state)
+    par.barrier()
+
+
+def _load_checkpoint(path: Path, par, objective, model, optimizer, scheduler, config_hash: str) -> dict:
+    if par.strategy == "fsdp2":
+        state = ckpt.load_state_only(path, scheduler, config_hash)
+        par.accelerator.load_state(str(path.with_name(path.name + ".sharded")))
+        return state
+    return ckpt.load(path, model, optimizer, scheduler, config_hash)
+
+
+def _full_model(par, objective, model):
+    """The trained student gathered from its FSDP2 shards, on the main process (None elsewhere)."""
+    from taskdistill.models.runtime import empty_model
+
+    full = par.accelerator.get_state_dict(objective)  # gathered on the main process
+    if not par.is_main:
+        return None
+    state = {k.removeprefix("model."): v for k, v in full.items()}
+    rebuilt = empty_model(model.config, torch.float32)
+    rebuilt.load_state_dict(state, strict=False, assign=True)
+    rebuilt.tie_weights()
+    rebuilt.generation_config = model.generation_config
+    return rebuilt
 
 
 def _read_metrics(path: Path, upto: int) -> list[dict]:

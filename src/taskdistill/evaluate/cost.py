@@ -74,6 +74,7 @@ class Cost:
     repeats: int
     torch_threads: int
     machine: dict = field(default_factory=dict)
+    peak_device_mb: float | None = None  # CUDA: torch's peak allocated memory on the model's first GPU
 
     @property
     def latency_ms_batch1(self) -> float | None:
@@ -170,23 +171,35 @@ def machine_info() -> dict:
     }
 
 
-def _median_time(fn, repeats: int) -> float:
+def _synchronize(device) -> None:
+    """Wait for queued GPU work, so a timer measures it (a no-op on the CPU)."""
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def _median_time(fn, repeats: int, device=None) -> float:
     fn()  # warm-up
     times = []
     for _ in range(repeats):
+        _synchronize(device)
         start = time.perf_counter()
         fn()
+        _synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def _median_time_with_setup(setup, fn, repeats: int) -> float:
+def _median_time_with_setup(setup, fn, repeats: int, device=None) -> float:
     """Median time of ``fn`` over ``repeats`` runs (after one warm-up), each after an untimed ``setup``."""
     times = []
     for i in range(repeats + 1):
         setup()
+        _synchronize(device)
         start = time.perf_counter()
         fn()
+        _synchronize(device)
         if i:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -229,14 +242,15 @@ def _generate(model, batch, new_tokens: int, pad_id: int) -> None:
 def _measure_batch(model, batch, new_tokens: int, repeats: int, pad_id: int) -> tuple[float, float, float]:
     """(prefill tokens/s, decode tokens/s, latency ms per row) of one padded batch."""
     rows, real_tokens = batch["input_ids"].shape[0], int(batch["attention_mask"].sum())
-    t_prefill = _median_time(lambda: _prefill(model, batch), repeats)
+    device = batch["input_ids"].device
+    t_prefill = _median_time(lambda: _prefill(model, batch), repeats, device)
     prefilled = []  # the KV cache grows in place, so every decode run starts from a fresh prefill
     t_decode = _median_time_with_setup(
         lambda: prefilled.append(_prefill(model, batch)),
         lambda: _decode(model, batch, prefilled.pop(), new_tokens),
-        repeats,
+        repeats, device,
     )
-    t_generate = _median_time(lambda: _generate(model, batch, new_tokens, pad_id), repeats)
+    t_generate = _median_time(lambda: _generate(model, batch, new_tokens, pad_id), repeats, device)
     return real_tokens / t_prefill, rows * new_tokens / t_decode, 1000.0 * t_generate / rows
 
 
@@ -266,13 +280,21 @@ def measure_cost(
     model.eval()
     prefill, decode, latency = {}, {}, {}
     try:
+        device = model.get_input_embeddings().weight.device  # the first device of a device map
+
+        def encode(rows):
+            return tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=add_special).to(device)
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         with PeakRSS() as memory:
-            warm = tokenizer(prompts[: max(batch_sizes)], return_tensors="pt", padding=True, add_special_tokens=add_special)
+            warm = encode(prompts[: max(batch_sizes)])
             _generate(model, warm, 2, tokenizer.pad_token_id)  # first calls pay one-off thread-pool setup
             for b in sorted(set(batch_sizes)):
-                rows = [prompts[i % len(prompts)] for i in range(b)]
-                batch = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=add_special)
+                batch = encode([prompts[i % len(prompts)] for i in range(b)])
                 prefill[b], decode[b], latency[b] = _measure_batch(model, batch, new_tokens, repeats, tokenizer.pad_token_id)
+                _synchronize(device)
+        peak_device = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     finally:
         tokenizer.padding_side = side
         model.train(was_training)
@@ -291,6 +313,7 @@ def measure_cost(
         weights_mb=weights / 2**20,
         peak_rss_mb=memory.peak_mb,
         peak_rss_delta_mb=memory.delta_mb,
+        peak_device_mb=peak_device,
         new_tokens=new_tokens,
         repeats=repeats,
         torch_threads=torch.get_num_threads(),

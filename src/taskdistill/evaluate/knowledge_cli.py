@@ -38,6 +38,7 @@ def knowledge_cmd(
     bf16: bool = typer.Option(False, "--bf16", help="Run under bfloat16 autocast (faster on CPUs with bf16 units)."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report to this JSON file."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Evaluate again even when a cached result exists."),
+    runtime=None,
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -62,7 +63,7 @@ def knowledge_cmd(
     from taskdistill.models.load import load_model
 
     console = Console(stderr=True)
-    loaded, tok = load_model(model)
+    loaded, tok = load_model(model, runtime=runtime)
     report = evaluate_knowledge(
         loaded, tok, names, limit=None if all_items else limit, seed=seed, reference=ref, batch_size=batch_size,
         precision="bfloat16" if bf16 else "float32",
@@ -86,4 +87,6 @@ def knowledge_cmd(
 
 def register(eval_app: typer.Typer) -> None:
     """Add ``knowledge`` to ``taskdistill eval``."""
-    eval_app.command("knowledge", help=HELP)(knowledge_cmd)
+    from taskdistill.models.runtime_cli import with_runtime
+
+    eval_app.command("knowledge", help=HELP)(with_runtime(knowledge_cmd))

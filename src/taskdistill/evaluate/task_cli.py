@@ -37,6 +37,7 @@ def task_cmd(
         None, "--max-new-tokens", min=1, help="Generation length for generate/cot (default 32 / 160)."
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+    runtime=None,
 ) -> None:
     from rich.console import Console
 
@@ -54,7 +55,7 @@ def task_cmd(
     from taskdistill.models.load import load_model
 
     with console.status(f"loading {model}"):
-        net, tok = load_model(model)
+        net, tok = load_model(model, runtime=runtime)
     metrics = run_with_progress(console, lambda progress: evaluate_task(
         net, tok, test, mode=mode, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress
     ))
@@ -142,4 +143,6 @@ def render(metrics, model: str, data_name: str):
 
 def register(eval_app: typer.Typer) -> None:
     """Add ``task`` to ``taskdistill eval``."""
-    eval_app.command("task", help=HELP)(task_cmd)
+    from taskdistill.models.runtime_cli import with_runtime
+
+    eval_app.command("task", help=HELP)(with_runtime(task_cmd))

@@ -51,17 +51,25 @@ def reference_fingerprint(ref: str) -> str:
     return f"hub:{ref}"
 
 
-def load_model(ref: str, *, dtype=None, trust_remote_code: bool = False):
-    """Return ``(model, tokenizer)`` in eval mode; the tokenizer always has a pad token."""
+def load_model(ref: str, *, dtype=None, trust_remote_code: bool = False, runtime=None):
+    """Return ``(model, tokenizer)`` in eval mode; the tokenizer always has a pad token.
+
+    ``runtime`` (models/runtime.py): weights in its dtype (unless ``dtype`` is given) on its device; a
+    model larger than one GPU is spread over the visible GPUs (and the host) by accelerate's device map.
+    Without it: float32 on the CPU."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path, kwargs = resolve(ref)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
+        where = _placement(path, kwargs, runtime, dtype, trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code, **kwargs
+            path, dtype=dtype or (runtime.dtype if runtime is not None else torch.float32),
+            trust_remote_code=trust_remote_code, **kwargs, **where,
         )
+        if runtime is not None and not where and runtime.device.type != "cpu":
+            model.to(runtime.device)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TaskDistillError(f"could not load model {ref!r}: {first}") from exc
@@ -71,6 +79,20 @@ def load_model(ref: str, *, dtype=None, trust_remote_code: bool = False):
     if Path(path).is_dir():
         _remember_fingerprint(model, Path(path), kwargs)
     return model, tokenizer
+
+
+def _placement(path: str, kwargs: dict, runtime, dtype, trust_remote_code: bool) -> dict:
+    """``device_map`` arguments for a GPU runtime (models/runtime.py: placement); none otherwise."""
+    if runtime is None or not runtime.is_gpu:
+        return {}
+    from dataclasses import replace
+
+    from transformers import AutoConfig
+
+    from taskdistill.models.runtime import placement
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
+    return placement(config, replace(runtime, dtype=dtype) if dtype is not None else runtime)
 
 
 def save_model(model, tokenizer, out: str | Path) -> Path:

@@ -50,6 +50,7 @@ def prune_cmd(
     calib_size: Optional[int] = typer.Option(None, "--calib-size", help="Use at most N calibration texts."),
     max_length: int = typer.Option(128, "--max-length", help="Truncate calibration texts to this many tokens."),
     layer_metric: str = typer.Option("cosine", "--layer-metric", help="Rank layers by 'cosine' (1 − cos) or 'loss' increase."),
+    runtime=None,
 ) -> None:
     """Prune MODEL structurally (Minitron importance) and save plain HF checkpoints."""
     from rich.console import Console
@@ -72,7 +73,7 @@ def prune_cmd(
         raise TaskDistillError(f"unknown --axes {axes!r}; use one of {', '.join(AXES)}")
     check_out(out)
     texts = calibration_texts(calib, calib_size)
-    net, tok = load_model(model)
+    net, tok = load_model(model, runtime=runtime)
     check_supported(net.config)
     tokenize_calibration(tok, texts, max_length, 8)
     rows: list[tuple] = []
@@ -104,4 +105,6 @@ def prune_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add ``prune`` to the root app."""
-    app.command("prune", help="Prune a model structurally to --keep κ or along --schedule.")(prune_cmd)
+    from taskdistill.models.runtime_cli import with_runtime
+
+    app.command("prune", help="Prune a model structurally to --keep κ or along --schedule.")(with_runtime(prune_cmd))

@@ -121,9 +121,9 @@ def _measure(model, batches, layer_loss: bool) -> Importance:
     cos_dist = torch.zeros(n_layers, dtype=acc, device=device)
     state: dict = {}
 
-    def masked_sq(x):  # (B, S, ...) -> sum over valid tokens of x**2, shape x.shape[2:]
+    def masked_sq(x):  # (B, S, ...) -> sum over valid tokens of x**2, shape x.shape[2:], on the accumulators' device
         m = state["mask"].to(device=x.device, dtype=acc).reshape(*state["mask"].shape, *([1] * (x.dim() - 2)))
-        return ((x.detach().to(acc) ** 2) * m).sum(dim=(0, 1))
+        return ((x.detach().to(acc) ** 2) * m).sum(dim=(0, 1)).to(device)  # layers of a device map sit elsewhere
 
     def on_down(l):
         def hook(module, args):
@@ -146,7 +146,7 @@ def _measure(model, batches, layer_loss: bool) -> Importance:
             x_in = args[0] if args else kwargs["hidden_states"]
             x_out = output[0] if isinstance(output, tuple) else output
             cos = torch.nn.functional.cosine_similarity(x_in.to(acc), x_out.to(acc), dim=-1)
-            cos_dist[l] += ((1 - cos) * state["mask"].to(device=cos.device, dtype=acc)).sum()
+            cos_dist[l] += ((1 - cos) * state["mask"].to(device=cos.device, dtype=acc)).sum().to(device)
         return hook
 
     handles = []
@@ -190,7 +190,7 @@ def _lm_loss(model, batches) -> float:
     total, count = 0.0, 0
     for input_ids, mask in on_device(batches, model_device(model)):
         logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
-        target = input_ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        target = input_ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100).to(logits.device)
         total += float(torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="sum"))
         count += int((target != -100).sum())
     return total / max(count, 1)

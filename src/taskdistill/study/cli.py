@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from taskdistill.models.runtime_cli import with_runtime
+
 study_app = typer.Typer(help="Run grids of prune → recover → evaluate runs as one crash-safe, cached study.",
                         no_args_is_help=True)
 
@@ -85,22 +87,35 @@ def _finish(console, folder: Path, spec, summary: dict, started: float) -> None:
         console.print(f"[green]✓[/] laws + report [dim]{time.time() - begun:.1f} s[/] → {folder / 'report.html'}")
 
 
-@study_app.command("run")
+GPUS_HELP = "GPUs the study may use (overrides runtime.gpus); each step is sized to fit them"
+GPU_MEMORY_HELP = "memory of each GPU, e.g. 80GB (overrides runtime.gpu_memory)"
+
+
+def _spec(path: Path, runtime: dict, gpus: int | None = None, gpu_memory: str | None = None):
+    """The spec at ``path`` with the command line's runtime overrides."""
+    from taskdistill.study.spec import load_spec
+
+    return load_spec(path).with_runtime(**runtime, gpus=gpus, gpu_memory=gpu_memory)
+
+
+@with_runtime(resolve=False)
 def run_cmd(
     spec: Path = typer.Argument(..., help="study spec YAML, e.g. configs/quickstart.yaml"),
     dir: Path = typer.Option(None, "--dir", help="study folder (store, artifacts, report); default runs/NAME"),
     executor: str = typer.Option("local", help=EXECUTOR_HELP),
     address: str = typer.Option(None, help="Ray cluster address (default: start a local Ray instance)"),
     num_cpus: int = typer.Option(None, help="CPUs of a local Ray instance (default: all)"),
+    gpus: int = typer.Option(None, "--gpus", min=0, help=GPUS_HELP),
+    gpu_memory: str = typer.Option(None, "--gpu-memory", help=GPU_MEMORY_HELP),
+    runtime=None,
 ) -> None:
     """Run a study (or continue it: finished steps are never redone)."""
     from rich.console import Console
 
     from taskdistill.study.run import run_study
-    from taskdistill.study.spec import load_spec
 
     console = Console()
-    parsed = load_spec(spec)
+    parsed = _spec(spec, runtime, gpus, gpu_memory)
     folder = dir or Path("runs") / parsed.name
     started = time.time()
     summary = run_study(parsed, folder, executor=executor, address=address, num_cpus=num_cpus,
@@ -108,47 +123,76 @@ def run_cmd(
     _finish(console, folder, parsed, summary, started)
 
 
-@study_app.command("resume")
+@with_runtime(resolve=False)
 def resume_cmd(
     dir: Path = typer.Argument(..., help="study folder written by `study run`"),
     executor: str = typer.Option("local", help=EXECUTOR_HELP),
     address: str = typer.Option(None, help="Ray cluster address (default: start a local Ray instance)"),
     num_cpus: int = typer.Option(None, help="CPUs of a local Ray instance (default: all)"),
+    gpus: int = typer.Option(None, "--gpus", min=0, help=GPUS_HELP),
+    gpu_memory: str = typer.Option(None, "--gpu-memory", help=GPU_MEMORY_HELP),
+    runtime=None,
 ) -> None:
-    """Finish an interrupted study from its folder (after a crash, a kill or Ctrl-C)."""
+    """Finish an interrupted study from its folder (after a crash, a kill or Ctrl-C); --device may differ from
+    the first run's (placement does not change results), a different --dtype is another study."""
     from rich.console import Console
 
-    from taskdistill.study.run import resume_study, saved_spec
+    from taskdistill.study.run import run_study, saved_spec
 
     console = Console()
     started = time.time()
-    summary = resume_study(dir, executor=executor, address=address, num_cpus=num_cpus,
-                           on_event=_printer(console))
-    _finish(console, dir, saved_spec(dir), summary, started)
+    spec = saved_spec(dir).with_runtime(**runtime, gpus=gpus, gpu_memory=gpu_memory)
+    summary = run_study(spec, dir, executor=executor, address=address, num_cpus=num_cpus, on_event=_printer(console))
+    _finish(console, dir, spec, summary, started)
 
 
-@study_app.command("plan")
+@with_runtime(resolve=False)
 def plan_cmd(
     spec: Path = typer.Argument(..., help="study spec YAML"),
     dir: Path = typer.Option(None, "--dir", help="study folder to compare with (default runs/NAME)"),
     all_steps: bool = typer.Option(False, "--all", help="list every step, not only a summary per kind"),
+    gpus: int = typer.Option(None, "--gpus", min=0, help=GPUS_HELP),
+    gpu_memory: str = typer.Option(None, "--gpu-memory", help=GPU_MEMORY_HELP),
+    runtime=None,
 ) -> None:
-    """Validate a spec and print its steps, what is already cached, and an estimated cost."""
+    """Validate a spec and print its steps, what is already cached, an estimated cost, and each step's peak memory,
+    GPUs and time on the declared hardware (a step that cannot fit is refused, naming it and the knob)."""
     from rich.console import Console
 
+    from taskdistill.study.resources import estimate_plan
     from taskdistill.study.run import prepare
-    from taskdistill.study.spec import load_spec
-    from taskdistill.study.views import plan_tables
+    from taskdistill.study.views import plan_tables, resources_tables
 
-    parsed = load_spec(spec)
+    parsed = _spec(spec, runtime, gpus, gpu_memory)
     folder = dir or Path("runs") / parsed.name
     p = prepare(parsed, folder)
+    hardware = _estimates(p, parsed, estimate_plan)  # refused here, before anything is printed
     console = Console()
     for table in plan_tables(p, parsed, folder, all_steps):
         console.print(table)
+    if hardware is not None:
+        for table in resources_tables(p, parsed, hardware, all_steps):
+            console.print(table)
     detect = power(parsed)
     console.print(power_table(detect))
-    _warn(console, p.warnings + detect["warnings"])
+    notes = [] if hardware is not None else [("memory not estimated: the teacher's config is not available offline "
+                                              "(declare runtime.gpus to be told what to download)")]
+    _warn(console, p.warnings + detect["warnings"] + notes)
+
+
+def _estimates(p, spec, estimate_plan):
+    """Every step's estimate; without declared GPUs a teacher config that cannot be read is a note, not an error."""
+    from taskdistill.models.configs import offline_config
+
+    if spec.runtime.gpus:
+        return estimate_plan(p, spec)
+    config = offline_config(spec.teacher)
+    return estimate_plan(p, spec, config) if config is not None else None
+
+
+study_app.command("run")(run_cmd)
+study_app.command("resume")(resume_cmd)
+study_app.command("plan")(plan_cmd)
 
 
 @study_app.command("status")

@@ -79,7 +79,7 @@ def run_local(p: Plan, spec: StudySpec, store: Store, folder: Path, on_event: Ev
             on_event("start", rows[step.key])
         try:
             artifact, result, metrics = execute({"key": step.key, "kind": step.kind, "inputs": step.inputs},
-                                                dep_rows(step, rows), folder)
+                                                dep_rows(step, rows), folder, spec.runtime.model_dump(mode="json"))
         except BaseException as exc:
             store.fail(p.study, step.key, f"{type(exc).__name__}: {exc}")
             if on_event:

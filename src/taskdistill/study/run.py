@@ -67,7 +67,8 @@ def is_locked(folder: Path) -> bool:
     return False
 
 
-def provenance() -> dict:
+def provenance(spec: StudySpec | None = None) -> dict:
+    """Package versions and the machine; with ``spec`` (local executor) the resolved runtime too."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
@@ -76,8 +77,13 @@ def provenance() -> dict:
             versions[name] = version(name.replace("_", "-"))
         except PackageNotFoundError:
             versions[name] = None
-    return {"packages": versions, "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                                              "cpu_count": os.cpu_count(), "node": platform.node()}}
+    out = {"packages": versions, "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                                             "cpu_count": os.cpu_count(), "node": platform.node()}}
+    if spec is not None:
+        from taskdistill.models.runtime import resolve_runtime
+
+        out["runtime"] = resolve_runtime(**spec.runtime.request()).describe()
+    return out
 
 
 def check_folder(spec: StudySpec, folder: Path) -> None:
@@ -108,28 +114,49 @@ def prepare(spec: StudySpec, folder: Path) -> Plan:
     return plan(spec, {"teacher": reference_fingerprint(spec.teacher), "data": source_fingerprint(task["source"])})
 
 
+def check_hardware(p: Plan, spec: StudySpec, executor: str) -> dict:
+    """Before anything starts: the runtime this machine gives the local executor (one line if it cannot), the
+    declared GPUs against the visible ones, and every step against the declared hardware (study/resources.py).
+    Returns the Ray executor's per-step needs."""
+    from taskdistill.study.resources import ray_needs
+
+    if executor == "local":
+        from taskdistill.models.runtime import resolve_runtime
+
+        local = resolve_runtime(**spec.runtime.request())
+        seen = local.visible_gpus()
+        if spec.runtime.gpus > seen:
+            raise TaskDistillError(f"runtime.gpus={spec.runtime.gpus} but this machine shows {seen} CUDA GPU(s); lower "
+                                   "runtime.gpus (--gpus), or run on a Ray cluster with --executor ray")
+        if spec.runtime.gpus:
+            ray_needs(p, spec)  # refuses a step that cannot fit
+        return {}
+    return ray_needs(p, spec)
+
+
 def run_study(spec: StudySpec, folder: str | Path, executor: str = "local", address: str | None = None,
               on_event: Event | None = None, num_cpus: int | None = None) -> dict:
     """Run (or continue) a study in ``folder``; returns a summary of step statuses."""
     folder = Path(folder)
+    if executor not in ("local", "ray"):
+        raise TaskDistillError(f"unknown executor {executor!r}; use local or ray")
     with StudyLock(folder):
         p = prepare(spec, folder)
+        needs = check_hardware(p, spec, executor)
         if on_event:
             on_event("plan", {"kind": "plan", "key": "", "label": "plan", "warnings": p.warnings})
         if not (folder / SPEC_NAME).is_file():  # first, so a folder with a store always has its spec copy
             atomic_write_text(folder / SPEC_NAME, dump_spec(spec))
         store = Store(folder / STORE_NAME)
         try:
-            store.register(p, spec.model_dump(mode="json"), provenance())
+            store.register(p, spec.model_dump(mode="json"), provenance(spec if executor == "local" else None))
             store.recover_interrupted(p.study)
             if executor == "local":
                 run_local(p, spec, store, folder, on_event)
             elif executor == "ray":
                 from taskdistill.study.ray_executor import run_ray
 
-                run_ray(p, spec, store, folder, address=address, on_event=on_event, num_cpus=num_cpus)
-            else:
-                raise TaskDistillError(f"unknown executor {executor!r}; use local or ray")
+                run_ray(p, spec, store, folder, address=address, on_event=on_event, num_cpus=num_cpus, needs=needs)
             return summarize(store.steps(p.study))
         finally:
             store.close()

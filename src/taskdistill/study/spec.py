@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -243,6 +244,88 @@ class EvaluationSpec(_Strict):
         return value
 
 
+_UNITS = {"": 1, "b": 1} | {f"{p}{s}": 2 ** (10 * i) for i, p in enumerate("kmgt", 1) for s in ("", "b", "ib")}
+
+
+def parse_bytes(value: str | int | None) -> int | None:
+    """``80GB``, ``80GiB`` or ``80G`` (all 80 × 2³⁰: a GPU sold as "80 GB" holds 80 GiB), ``512MB``, or bytes."""
+    if value is None or isinstance(value, int):
+        return value
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"{value!r} is not a memory size; write e.g. 80GB, 80GiB or 640G")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+class RuntimeSpec(_Strict):
+    """Where the steps run and on what hardware the plan must fit (models/runtime.py, study/resources.py).
+
+    Only ``dtype`` changes results, so only a non-default dtype is part of the spec hash: a study folder can
+    be resumed on another device (or more GPUs) as the same study. ``auto`` resolves per machine (bf16
+    weights on a GPU, fp32 on the CPU), like ``training.bf16: auto``; pin it for results comparable across
+    machines. The resolved device and dtype are recorded in the provenance."""
+
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    dtype: str = Field("auto", description="auto | float32 | bfloat16 | float16 (weights of inference stages; "
+                       "training keeps float32 masters under this mixed precision)")
+    gpus: int = Field(0, ge=0, description="GPUs the study may use (for Ray: the cluster's); 0: none declared")
+    gpu_memory: str | int | None = Field(None, description="memory of each GPU, e.g. 80GB (needed with gpus)")
+    cpu_memory: str | int | None = Field(None, description="host memory one step may use, e.g. 512GB (default: "
+                                         "not checked)")
+    gpu_tflops: float = Field(312.0, gt=0, description="dense bf16 TFLOP/s of one GPU, for time estimates "
+                              "(A100 312, H100 989)")
+    gradient_checkpointing: str | bool = Field("auto", description="recompute decoder activations in backward: "
+                                               "auto (on GPUs) | true | false")
+    parallel: str = Field("auto", description="training over several GPUs: auto (DDP while the replicated state "
+                          "fits, else FSDP2) | ddp | fsdp2")
+
+    @field_validator("device", "dtype", "parallel")
+    @classmethod
+    def _names(cls, value: str, info: ValidationInfo) -> str:
+        from taskdistill.distill.parallel import check_strategy
+        from taskdistill.models.runtime import check_device_name, check_dtype_name
+
+        return {"device": check_device_name, "dtype": check_dtype_name, "parallel": check_strategy}[info.field_name](
+            value)
+
+    @field_validator("gpu_memory", "cpu_memory")
+    @classmethod
+    def _memory(cls, value):
+        parse_bytes(value)
+        return value
+
+    @field_validator("gradient_checkpointing")
+    @classmethod
+    def _checkpointing(cls, value):
+        if value not in ("auto", True, False):
+            raise ValueError("use auto, true or false")
+        return value
+
+    @model_validator(mode="after")
+    def _hardware(self) -> RuntimeSpec:
+        if self.gpus and self.gpu_memory is None:
+            raise TaskDistillError(f"gpus={self.gpus} needs gpu_memory (e.g. 80GB) to size the plan; add "
+                                   "runtime.gpu_memory")
+        if self.gpus and self.device in ("cpu", "mps"):
+            raise TaskDistillError(f"gpus={self.gpus} with device {self.device!r}; set runtime.device to auto or "
+                                   "cuda, or gpus to 0")
+        return self
+
+    def request(self) -> dict:
+        """What ``resolve_runtime`` takes in the process that runs a step."""
+        return {"device": self.device, "dtype": self.dtype, "gradient_checkpointing": self.gradient_checkpointing}
+
+    @property
+    def gpu_bytes(self) -> int | None:
+        return parse_bytes(self.gpu_memory)
+
+    @property
+    def cpu_bytes(self) -> int | None:
+        return parse_bytes(self.cpu_memory)
+
+
 class EarlyStop(_Strict):
     """Stop a branch when general-knowledge retention of its latest student falls below a threshold."""
 
@@ -264,6 +347,7 @@ class StudySpec(_Strict):
     training: dict[str, Any] = Field(default_factory=dict, description="DistillConfig fields shared by all runs")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     early_stop: EarlyStop = Field(default_factory=EarlyStop)
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     report: bool = Field(True, description="fit laws and write report.html at the end")
 
     @model_validator(mode="after")
@@ -289,7 +373,22 @@ class StudySpec(_Strict):
         return sorted(set(self.axes.dataset_sizes) | set(extra))
 
     def spec_hash(self) -> str:
-        return content_hash(self.model_dump(mode="json"))
+        """Hash of everything that changes results: the runtime only through a non-default dtype (where the
+        steps run, and on how many GPUs, does not change what they compute)."""
+        data = self.model_dump(mode="json")
+        runtime = data.pop("runtime")
+        if runtime["dtype"] != "auto":
+            data["runtime"] = {"dtype": runtime["dtype"]}
+        return content_hash(data)
+
+    def with_runtime(self, **overrides) -> StudySpec:
+        """This spec with runtime fields replaced (the CLI's --device / --dtype / --gpus …; None: keep)."""
+        fields = {k: v for k, v in overrides.items() if v is not None}
+        if not fields:
+            return self
+        data = self.model_dump(mode="json")
+        data["runtime"] = {**data["runtime"], **fields}
+        return parse_spec(data, origin="--device/--dtype/--gpus")
 
     def run_config(self, method: str, supervision: str, seed: int, dataset_size: int) -> dict:
         """The full DistillConfig fields of one recovery run (validated)."""

@@ -7,7 +7,13 @@ inputs and its dependencies' artifacts (seeds are set inside), so a step redone 
 the same artifact and the same metrics.
 
 Models read by several consecutive steps (prune → evaluate → recover → evaluate) are kept in a small
-in-process cache, so each is loaded from disk once; a step that trains gets its own copy.
+in-process cache, so each is loaded from disk once; a step that trains takes its model out of the cache.
+Every step runs on ``Context.runtime`` (models/runtime.py), resolved in the process that runs it.
+
+A recovery trains in ``STUDY_DIR/work/recover/<key>`` with evenly spaced checkpoints, so a kill (or a
+lost Ray worker) resumes it mid-training; it builds its teacher's top-k cache first (the teacher is not
+held while the student trains, and not loaded at all when the cache exists) and, given N GPUs, trains
+in N processes (distill/launch.py).
 """
 
 from __future__ import annotations
@@ -16,49 +22,104 @@ import copy
 import json
 import random
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from taskdistill.cache import atomic_dir, atomic_write_text
 from taskdistill.data.schema import Example, TaskData
 from taskdistill.errors import TaskDistillError
+from taskdistill.models.runtime import Runtime
 
-MODEL_CACHE_SIZE = 2
-_MODELS: OrderedDict[str, tuple] = OrderedDict()
+MODEL_CACHE_SIZE = 2  # on the CPU; a GPU runtime keeps only the latest model (device memory binds there)
+RECOVERY_CHECKPOINTS = 10  # a checkpoint every tenth of a recovery's steps (unless training.checkpoint_every)
+_MODELS: OrderedDict[tuple, tuple] = OrderedDict()
+
+
+@dataclass
+class Context:
+    """Where a step runs: the study folder, its key, the resolved runtime and the spec's runtime block."""
+
+    study_dir: Path
+    key: str
+    runtime: Runtime
+    request: dict = field(default_factory=dict)
+
+    def training_processes(self) -> int:
+        """Processes a training step runs: one per GPU this process sees (Ray shows a task only its own GPUs;
+        capped by runtime.gpus when declared), one on the CPU."""
+        gpus = self.runtime.visible_gpus()
+        if self.request.get("gpus"):
+            gpus = min(gpus, self.request["gpus"])
+        return max(1, gpus)
 
 
 def artifact_dir(study_dir: Path, kind: str, key: str) -> Path:
     return Path(study_dir) / "artifacts" / kind / key
 
 
-def model_for(path: str | Path, *, trainable: bool = False):
-    """``(model, tokenizer)`` of a model folder, from the in-process cache when it is there.
+def work_dir(study_dir: Path, kind: str, key: str) -> Path:
+    """A step's scratch folder that survives a kill: a recovery's checkpoint (removed when its training ends),
+    metrics.jsonl and report.json (kept)."""
+    return Path(study_dir) / "work" / kind / key
 
-    ``trainable=True`` returns a private copy (training changes weights in place)."""
+
+def _cache_key(path, runtime: Runtime, dtype=None) -> tuple:
+    return str(Path(path).resolve()), str(runtime.device), str(dtype or runtime.dtype)
+
+
+def model_for(path: str | Path, ctx: Context, *, trainable: bool = False, dtype=None):
+    """``(model, tokenizer)`` of a model folder on the step's runtime, from the in-process cache when it is there.
+
+    ``trainable=True`` hands the model over: it leaves the cache (training changes weights in place), so no
+    copy is made. ``dtype`` overrides the runtime's (float32 master weights for training)."""
     from taskdistill.models.load import load_model
 
-    key = str(Path(path).resolve())
+    key = _cache_key(path, ctx.runtime, dtype)
     if key in _MODELS:
-        _MODELS.move_to_end(key)
-        model, tok = _MODELS[key]
-    else:
-        model, tok = load_model(str(path))
-        remember_model(path, model, tok)
-    return (copy.deepcopy(model), tok) if trainable else (model, tok)
+        model, tok = _MODELS.pop(key) if trainable else _MODELS[key]
+        if not trainable:
+            _MODELS.move_to_end(key)
+        return model, tok
+    if ctx.runtime.is_gpu:
+        release_models()
+    model, tok = load_model(str(path), runtime=ctx.runtime, dtype=dtype)
+    if not trainable:
+        _remember(key, model, tok, ctx.runtime)
+    return model, tok
 
 
-def remember_model(path: str | Path, model, tok) -> None:
-    """Keep a model just saved to (or loaded from) ``path`` for the next steps that read it."""
-    _MODELS[str(Path(path).resolve())] = (model, tok)
-    _MODELS.move_to_end(str(Path(path).resolve()))
-    while len(_MODELS) > MODEL_CACHE_SIZE:
+def release_models() -> None:
+    """Forget every cached model (and give its device memory back)."""
+    _MODELS.clear()
+    import gc
+
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _remember(key: tuple, model, tok, runtime: Runtime) -> None:
+    _MODELS[key] = (model, tok)
+    _MODELS.move_to_end(key)
+    while len(_MODELS) > (1 if runtime.is_gpu else MODEL_CACHE_SIZE):
         _MODELS.popitem(last=False)
 
 
-def save_and_remember(model, tok, out: Path) -> None:
+def remember_model(path: str | Path, model, tok, ctx: Context) -> None:
+    """Keep a model just saved to ``path`` for the next steps that read it, as they would load it (the
+    runtime's dtype on its device)."""
+    if not getattr(model, "hf_device_map", None):  # one spread over devices by accelerate stays where it is
+        model.to(device=ctx.runtime.device, dtype=ctx.runtime.dtype)
+    _remember(_cache_key(path, ctx.runtime), model, tok, ctx.runtime)
+
+
+def save_and_remember(model, tok, out: Path, ctx: Context) -> None:
     from taskdistill.models.load import save_model
 
     save_model(model, tok, out)
-    remember_model(out, model, tok)
+    remember_model(out, model, tok, ctx)
 
 
 def load_source(task: dict, where: dict) -> TaskData:
@@ -91,7 +152,7 @@ def model_path(dep: dict) -> str:
 
 
 # -- steps -------------------------------------------------------------------------------------
-def data_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list]:
+def data_step(inputs: dict, deps: dict, out: Path, ctx: Context) -> tuple[Path, dict, list]:
     from taskdistill.data.splits import make_split, nested_subsets
 
     task, sizes = inputs["task"], inputs["dataset_sizes"]
@@ -111,7 +172,7 @@ def data_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list]:
     return out, result, []
 
 
-def teacher_step(inputs: dict, deps: dict, out: Path) -> tuple[None, dict, list]:
+def teacher_step(inputs: dict, deps: dict, out: Path, ctx: Context) -> tuple[None, dict, list]:
     from transformers import AutoConfig
 
     from taskdistill.models.load import resolve
@@ -128,7 +189,7 @@ def teacher_step(inputs: dict, deps: dict, out: Path) -> tuple[None, dict, list]
                   "reference_non_embedding": non_embedding, "model_type": config.model_type}, []
 
 
-def traces_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list]:
+def traces_step(inputs: dict, deps: dict, out: Path, ctx: Context) -> tuple[Path, dict, list]:
     """CoT traces for the first ``limit`` examples of a training subset, by the ``writer`` model."""
     from taskdistill.distill.traces import build_traces
     from taskdistill.models.prompts import PromptFormat
@@ -140,7 +201,7 @@ def traces_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list]:
         with atomic_dir(out) as tmp:
             train.save(tmp / "traces.json")
         return out, {"traces": len(train), "source": "data"}, []
-    model, tok = model_for(model_path(deps["writer"]))
+    model, tok = model_for(model_path(deps["writer"]), ctx)
     traced = build_traces(model, tok, train, explain_gold=inputs["explain_gold"],
                           max_new_tokens=inputs["max_new_tokens"], batch_size=inputs["batch_size"],
                           fmt=PromptFormat(**inputs["prompt"]))
@@ -149,27 +210,28 @@ def traces_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list]:
     return out, {"traces": len(traced), "source": "teacher", "report": _as_dict(traced.meta.get("traces"))}, []
 
 
-def correct_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list]:
+def correct_step(inputs: dict, deps: dict, out: Path, ctx: Context) -> tuple[Path, dict, list]:
     from taskdistill.distill.config import make_config
     from taskdistill.distill.correct import correct_teacher
+    from taskdistill.distill.train import training_dtype
     from taskdistill.models.prompts import PromptFormat
 
     config = make_config(**inputs["training"])
-    model, tok = model_for(model_path(deps["teacher"]), trainable=True)
+    model, tok = model_for(model_path(deps["teacher"]), ctx, trainable=True, dtype=training_dtype(config, ctx.runtime))
     train = _subset(deps["data"], f"train-{config.dataset_size}")
     if "rationales" in deps:  # the rationalised examples also train the CoT format
         traced = {e.id: e.cot for e in TaskData.load(Path(deps["rationales"]["artifact"]) / "traces.json").examples}
         train = train.subset([Example(e.text, e.label, e.id, cot=traced.get(e.id)) for e in train.examples])
     corrected, report = correct_teacher(model, tok, train, config.model_copy(update={"dataset_size": None}),
-                                        fmt=PromptFormat(**inputs["prompt"]))
-    save_and_remember(corrected, tok, out)
+                                        fmt=PromptFormat(**inputs["prompt"]), runtime=ctx.runtime)
+    save_and_remember(corrected, tok, out, ctx)
     return out, {"train": _as_dict(report)}, []
 
 
-def prune_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list]:
+def prune_step(inputs: dict, deps: dict, out: Path, ctx: Context) -> tuple[Path, dict, list]:
     from taskdistill.prune.api import prune
 
-    model, tok = model_for(model_path(deps["parent"]))
+    model, tok = model_for(model_path(deps["parent"]), ctx)
     calib = [e.text for e in _subset(deps["data"], "calibration").examples]
     teacher = deps["reference"]["result"]
     reference = (teacher["reference_params"], teacher["reference_non_embedding"])
@@ -177,34 +239,171 @@ def prune_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list]:
                            reference_params=reference)
     if pruned is model:  # nothing to remove: a copy, so the parent in the cache stays the parent
         pruned = copy.deepcopy(model)
-    save_and_remember(pruned, tok, out)
+    save_and_remember(pruned, tok, out, ctx)
     return out, {"prune": report.as_dict()}, []
 
 
-def recover_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list]:
+def recover_step(inputs: dict, deps: dict, out: Path, ctx: Context) -> tuple[Path, dict, list]:
     import torch
 
     from taskdistill.distill.config import make_config
-    from taskdistill.distill.train import distill
     from taskdistill.models.prompts import PromptFormat
 
     config = make_config(**inputs["training"])
     torch.manual_seed(config.seed)
-    student, tok = model_for(deps["pruned"]["artifact"], trainable=True)
     train = _subset(deps["data"], f"train-{config.dataset_size}")
     if config.uses_traces:  # the traced examples of this subset (the trace filter may have dropped some)
         traced = TaskData.load(Path(deps["traces"]["artifact"]) / "traces.json")
         wanted = {e.id for e in train.examples}
         train = traced.subset([e for e in traced.examples if e.id in wanted])
-    teacher = model_for(model_path(deps["kl_teacher"]))[0] if "kl_teacher" in deps else None
-    # the subset is already the run's dataset_size examples
-    student, report = distill(student, tok, train, config.model_copy(update={"dataset_size": None}),
-                              teacher=teacher, fmt=PromptFormat(**inputs["prompt"]), progress=False)
-    save_and_remember(student, tok, out)
-    return out, {"train": _as_dict(report), "effective_dataset_size": report.sequences["used"]}, []
+    config = config.model_copy(update={"dataset_size": None})  # the subset is already the run's examples
+    fmt = PromptFormat(**inputs["prompt"])
+    work = work_dir(ctx.study_dir, "recover", ctx.key)
+    student = None
+    if not ((work / "report.json").is_file() and ((work / "model").is_dir() or out.is_dir())):
+        # (else it finished training before a kill that came before the step was recorded)
+        (work / "report.json").unlink(missing_ok=True)
+        student, tok = _train_recovery(deps, train, config, fmt, work, ctx)
+    report = json.loads((work / "report.json").read_text())
+    if (work / "model").is_dir():
+        _adopt(work / "model", out)
+    if student is not None:
+        remember_model(out, student, tok, ctx)
+    if not out.is_dir():
+        raise RuntimeError(f"recovery {ctx.key} finished but its model is neither in {work} nor in {out}")
+    train_report = {k: v for k, v in report.items() if k not in ("config", "model_dir")} | {"model_dir": str(out)}
+    return out, {"train": train_report, "effective_dataset_size": report["sequences"]["used"]}, []
 
 
-def evaluate_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list]:
+def _train_recovery(deps: dict, train: TaskData, config, fmt, work: Path, ctx: Context):
+    """Distill the pruned student into ``work`` (resuming its checkpoint), in one process or one per GPU;
+    returns ``(student, tokenizer)`` when it trained here, ``(None, None)`` after several processes."""
+    from taskdistill.distill.train import Signals, distill, training_dtype
+
+    pruned = deps["pruned"]["artifact"]
+    logits = None
+    if config.uses_teacher and not config.online_teacher:
+        logits = teacher_logits(deps["kl_teacher"], pruned, train, config, fmt, ctx)
+    processes = ctx.training_processes()
+    if processes > 1:
+        from taskdistill.distill.launch import launch
+
+        train.save(work / "train.json")
+        launch(_recover_rank, (pruned, str(work), config.model_dump(mode="json"), fmt.model_dump(mode="json"),
+                               str(logits.path) if logits is not None else None, ctx.runtime.request(),
+                               ctx.request.get("parallel", "auto")), processes=processes, cpu=not ctx.runtime.is_gpu)
+        return None, None
+    student, tok = model_for(pruned, ctx, trainable=True, dtype=training_dtype(config, ctx.runtime))
+    online = config.uses_teacher and config.online_teacher
+    teacher = model_for(model_path(deps["kl_teacher"]), ctx)[0] if online else None
+    from taskdistill.models.load import reference_fingerprint
+
+    student, _ = distill(student, tok, train, config, teacher=teacher, signals=Signals(logits=logits), out_dir=work,
+                         fmt=fmt, progress=False, runtime=ctx.runtime, checkpoints=RECOVERY_CHECKPOINTS,
+                         parallel=ctx.request.get("parallel", "auto"), student_fingerprint=reference_fingerprint(pruned))
+    return student, tok
+
+
+def _recover_rank(pruned: str, work: str, config: dict, fmt: dict, logits: str | None, request: dict,
+                  parallel: str) -> None:
+    """One rank of a recovery trained in several processes (started by distill/launch.py): under DDP each rank
+    loads the student straight onto its GPU; under FSDP2 only the first rank reads it (on the host) and the
+    others start on empty weights."""
+    from transformers import AutoConfig
+
+    from taskdistill.distill import parallel as par
+    from taskdistill.distill.config import DistillConfig
+    from taskdistill.distill.teacher_cache import TeacherLogits
+    from taskdistill.distill.train import Signals, distill, training_dtype
+    from taskdistill.models.load import load_model, reference_fingerprint
+    from taskdistill.models.prompts import PromptFormat
+    from taskdistill.models.runtime import empty_model, resolve_runtime
+    from taskdistill.prune.params import count_parameters
+
+    rank, size, local = par.world()
+    if _has_cuda():  # every rank its own GPU
+        request = dict(request, device=f"cuda:{local}")
+    runtime = resolve_runtime(**request)
+    cfg = DistillConfig(**config)
+    dtype = training_dtype(cfg, runtime)
+    strategy = "ddp" if cfg.method == "lora" and parallel == "auto" else parallel
+    if runtime.is_gpu:
+        import torch
+
+        params = count_parameters(AutoConfig.from_pretrained(pruned))[0]
+        strategy = par.choose_strategy(strategy, par.training_state_bytes(params, params if cfg.method == "logit"
+                                                                          else 0),
+                                       torch.cuda.get_device_properties(local).total_memory, size)
+    if strategy == "fsdp2" and rank:
+        student, tok = empty_model(AutoConfig.from_pretrained(pruned), dtype), _tokenizer(pruned)
+    else:
+        student, tok = load_model(pruned, dtype=dtype, runtime=runtime if strategy != "fsdp2" else None)
+    train = TaskData.load(Path(work) / "train.json")
+    signals = Signals(logits=TeacherLogits(logits) if logits else None)
+    distill(student, tok, train, cfg, signals=signals, out_dir=work, fmt=PromptFormat(**fmt), progress=False,
+            runtime=runtime, checkpoints=RECOVERY_CHECKPOINTS, parallel=strategy,
+            student_fingerprint=reference_fingerprint(pruned))
+
+
+def _tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    from taskdistill.models.hf import prepare_tokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    prepare_tokenizer(tok)
+    return tok
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def teacher_logits(dep: dict, student_path: str, train: TaskData, config, fmt, ctx: Context):
+    """The KL teacher's top-k cache for this recovery's sequences; the teacher is loaded only to build it.
+
+    Keyed by the teacher step's key (a content hash of everything that made that model) and the runtime's
+    dtype, so an existing cache is found without loading the teacher."""
+    from transformers import AutoConfig
+
+    from taskdistill import settings
+    from taskdistill.distill.teacher_cache import TeacherLogits, build_cache, cache_key
+    from taskdistill.distill.train import pad_token, training_sequences
+
+    tok = _tokenizer(student_path)
+    _, sequences, _ = training_sequences(tok, train, config, None, fmt)
+    path = model_path(dep)
+    rows = {AutoConfig.from_pretrained(p).vocab_size for p in (path, student_path)}
+    vocab = None if len(rows) == 1 else min(rows)  # output rows beyond the shared ones are padding
+    fingerprint = f"study-step:{dep['key']}:{str(ctx.runtime.dtype).removeprefix('torch.')}"
+    final = settings.cache_dir("logits") / cache_key(fingerprint, sequences, config.top_k, config.temperature, vocab)
+    if (final / "meta.json").is_file():
+        return TeacherLogits(final)
+    key = _cache_key(path, ctx.runtime)
+    teacher = _MODELS[key][0] if key in _MODELS else model_for(path, ctx)[0]
+    logits = build_cache(teacher, sequences, k=config.top_k, temperature=config.temperature, vocab=vocab,
+                         pad_id=pad_token(tok), batch_size=config.batch_size, teacher_fp=fingerprint)
+    del teacher
+    _MODELS.pop(key, None)  # not held while the student trains
+    if ctx.runtime.is_gpu:
+        release_models()
+    return logits
+
+
+def _adopt(folder: Path, final: Path) -> None:
+    """Move a finished folder to ``final`` (same filesystem: a rename), replacing an older copy."""
+    import os
+    import shutil
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(folder, final)
+
+
+def evaluate_step(inputs: dict, deps: dict, out: Path, ctx: Context) -> tuple[Path, dict, list]:
     """In-domain metrics in one view, general knowledge, and (for trained views) cost on the task's prompts."""
     from taskdistill.evaluate.knowledge import evaluate_knowledge
     from taskdistill.evaluate.task import evaluate_task
@@ -213,7 +412,7 @@ def evaluate_step(inputs: dict, deps: dict, out: Path) -> tuple[Path, dict, list
 
     ev, kn, view = inputs["evaluation"], inputs["knowledge"], inputs["view"]
     fmt = PromptFormat(**inputs["prompt"])
-    model, tok = model_for(model_path(deps["model"]))
+    model, tok = model_for(model_path(deps["model"]), ctx)
     model = inference_model(model, ev.get("precision", "float32"))
     test = _subset(deps["data"], "test")
     if ev["test_limit"] and len(test) > ev["test_limit"]:
@@ -299,8 +498,15 @@ STEPS = {"data": data_step, "teacher": teacher_step, "correct": correct_step, "t
          "prune": prune_step, "recover": recover_step, "evaluate": evaluate_step}
 
 
-def execute(step: dict, deps: dict[str, dict], study_dir: str | Path) -> tuple[str | None, dict, list[dict]]:
-    """Run one step (``step``: key, kind, inputs; ``deps``: role → kind, artifact, result of that step)."""
+def execute(step: dict, deps: dict[str, dict], study_dir: str | Path, runtime: dict | None = None,
+            ) -> tuple[str | None, dict, list[dict]]:
+    """Run one step (``step``: key, kind, inputs; ``deps``: role → kind, artifact, result of that step) on
+    ``runtime`` (the spec's runtime block as a dict; resolved here, in the process that runs the step)."""
+    from taskdistill.models.runtime import resolve_runtime
+
+    request = dict(runtime or {})
+    resolved = resolve_runtime(**{k: request[k] for k in ("device", "dtype", "gradient_checkpointing") if k in request})
+    ctx = Context(Path(study_dir), step["key"], resolved, request)
     out = artifact_dir(Path(study_dir), step["kind"], step["key"])
-    artifact, result, metrics = STEPS[step["kind"]](step["inputs"], deps, out)
+    artifact, result, metrics = STEPS[step["kind"]](step["inputs"], deps, out, ctx)
     return (str(artifact) if artifact is not None else None), result, metrics

@@ -144,3 +144,52 @@ def export(store: Store, out: Path, fmt: str) -> list[Path]:
                 atomic_write_bytes(path, buf.getvalue())
         written.append(path)
     return written
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
+
+
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def resources_tables(p: Plan, spec: StudySpec, estimates: dict, all_steps: bool = False) -> list:
+    """Per kind (and with ``all_steps`` per step): estimated peak memory, GPUs, how a step spreads, and time."""
+    from rich.table import Table
+
+    from taskdistill.study.resources import wall_seconds
+
+    gpus = spec.runtime.gpus
+    where = f"per GPU ({gpus} × {_size(spec.runtime.gpu_bytes)})" if gpus else "host memory"
+    table = Table(title=f"resources: peak {where}, GPUs per step and estimated time (study/resources.py)")
+    for col in ("kind", "steps", "peak", "GPUs", "spread", "time (GPU-hours)" if gpus else "time"):
+        table.add_column(col, justify="left" if col in ("kind", "spread") else "right")
+    for kind in KINDS:
+        rows = [e for e in estimates.values() if e.kind == kind]
+        if not rows:
+            continue
+        peak = max(e.peak_bytes for e in rows)
+        spread = ", ".join(sorted({e.strategy for e in rows if e.strategy})) or \
+            ("one GPU" if gpus and any(e.gpus for e in rows) else "—")
+        gpu_h = sum((e.seconds or 0.0) * max(e.gpus, 1) for e in rows) if gpus else None
+        table.add_row(kind, str(len(rows)), _size(peak) if peak else "—",
+                      str(max(e.gpus for e in rows)) if gpus else "0", spread, _hours(gpu_h))
+    wall = wall_seconds(estimates, p, gpus)
+    table.caption = (f"estimated wall time on {gpus} GPU(s): {_hours(wall)} (GPU-hours / GPUs, at least the longest "
+                     "chain); order-of-magnitude: FLOPs at runtime.gpu_tflops, memory checked against measured peaks "
+                     "on small CPU models" if gpus else
+                     "no GPUs declared (runtime.gpus / --gpus): peaks are host memory; times: the table above")
+    tables = [table]
+    if all_steps:
+        steps = Table(title="resources per step")
+        for col in ("#", "step", "peak", "GPUs", "spread", "time"):
+            steps.add_column(col)
+        for i, step in enumerate(p.steps.values(), 1):
+            e = estimates[step.key]
+            steps.add_row(str(i), step.label, _size(e.peak_bytes) if e.peak_bytes else "—", str(e.gpus),
+                          e.strategy, _hours(e.seconds))
+        tables.append(steps)
+    return tables
