@@ -76,13 +76,6 @@ def shared_vocab(student, teacher, tokenizer, teacher_tokenizer=None) -> int | N
     return None if vs == vt else min(vs, vt)
 
 
-def cpu_has_bf16() -> bool:
-    """Whether the CPU has native bf16 dot products (kept here for callers; the policy is models/runtime.py's)."""
-    from taskdistill.models import runtime
-
-    return runtime.cpu_has_bf16()
-
-
 def use_bf16(setting, device: torch.device) -> bool:
     """Whether a run on ``device`` with ``DistillConfig.bf16 = setting`` trains under bf16 autocast (the
     runtime's policy, models/runtime.py: on a CUDA GPU with bf16, or a CPU with native bf16 dot products)."""

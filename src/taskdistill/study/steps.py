@@ -449,7 +449,7 @@ def inference_model(model, precision: str):
     """The model in the precision evaluations run in (``auto``: bf16 where computed natively)."""
     import torch
 
-    from taskdistill.distill.train import cpu_has_bf16
+    from taskdistill.models.runtime import cpu_has_bf16
     from taskdistill.models.load import cast_copy
 
     device = next(model.parameters()).device
