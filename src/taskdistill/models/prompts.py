@@ -12,6 +12,9 @@ import re
 from pydantic import BaseModel
 
 ANSWER_RE = re.compile(r"\[\[([^\[\]]+)\]\]")
+# A text longer than this many tokens is cut to its first MAX_TEXT_TOKENS tokens in every prompt (the
+# instruction, the label list and the answer slot stay whole); headlines are far shorter.
+MAX_TEXT_TOKENS = 512
 
 
 class PromptFormat(BaseModel):
@@ -37,10 +40,23 @@ def user_message(text: str, labels: list[str], fmt: PromptFormat, cot: bool = Fa
     return "\n".join(parts)
 
 
+def clip_text(tokenizer, text: str, budget: int = MAX_TEXT_TOKENS) -> str:
+    """``text`` cut to its first ``budget`` tokens; unchanged when it is no longer than that."""
+    if len(text.encode("utf-8")) < budget:  # a token covers at least one byte (plus a leading space marker)
+        return text
+    window = budget * 64  # enough characters for ``budget`` tokens, so a huge text is not tokenized whole
+    ids = tokenizer(text[:window], add_special_tokens=False)["input_ids"]
+    if len(ids) <= budget and len(text) > window:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= budget:
+        return text
+    return tokenizer.decode(ids[:budget]).strip()
+
+
 def build_prompt(tokenizer, text: str, labels: list[str], fmt: PromptFormat | None = None, cot: bool = False) -> str:
-    """The full prompt string up to where the model's answer starts."""
+    """The full prompt string up to where the model's answer starts (the text cut to ``MAX_TEXT_TOKENS``)."""
     fmt = fmt or PromptFormat()
-    content = user_message(text, labels, fmt, cot)
+    content = user_message(clip_text(tokenizer, text), labels, fmt, cot)
     if getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": fmt.system}] if fmt.system else []
         messages.append({"role": "user", "content": content})
