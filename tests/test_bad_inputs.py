@@ -134,6 +134,7 @@ READ_ONLY_READERS = [
 def world(tmp_path_factory):
     """Everything the cases read: models (sound, truncated, BERT), data files, specs, a study store."""
     from distill_helpers import task_data
+    from test_reliability import FLAT
     from test_report import make_store
     from test_report_data import study_rows
     from test_study_run import tiny_spec, tiny_teacher
@@ -180,16 +181,6 @@ def world(tmp_path_factory):
                                  seeds=(0,), metrics=("task_macro_f1", "gk_aggregate")))
     (study / "spec.yaml").write_text(yaml.safe_dump(spec))
     return w
-
-
-FLAT = """id,headline,target,aspect,label
-1,Acme shares jump after earnings beat,Acme,Stock,positive
-1,Acme shares jump after earnings beat,Acme,Stock,positive
-2,Globex cuts outlook as demand slows,Globex,Corporate,negative
-3,Initech rival Hooli falls behind,Initech,Market,positive
-3,Initech rival Hooli falls behind,Hooli,Market,negative
-4,Umbrella holds steady,Umbrella,Stock,neutral
-"""
 
 
 def snapshot(root: Path) -> dict:
