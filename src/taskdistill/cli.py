@@ -8,7 +8,9 @@ from typer.core import TyperGroup
 from taskdistill.errors import TaskDistillError
 
 # typer carries its own click; its usage-error base class is public only as an ancestor of BadParameter
-_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+# (should that change, usage errors keep click's own multi-line form rather than break the CLI)
+_UsageError = next((c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"),
+                   type("_NoUsageError", (Exception,), {}))
 
 
 class _Root(TyperGroup):
