@@ -45,7 +45,7 @@ CASES = [
     ("truncated-gguf", ["eval", "task", "{w}/trunc.gguf", "--data", "{w}/data.jsonl"], "trunc.gguf is truncated"),
     # architectures that are not causal LMs
     ("bert-eval-task", ["eval", "task", "{w}/bert", "--data", "{w}/data.jsonl"],
-     "is a bert model (BertModel), not a causal language model"),
+     "is a bert model (BertModel), an encoder that attends both ways, not a causal language model"),
     ("bert-prune", ["prune", "{w}/bert", "--keep", "0.5", "--calib", "{w}/calib.txt", "--out", "{w}/out"],
      "not a causal language model"),
     # a 5 MB single text row: cut to 512 tokens, which with the prompt is still past this model's 512 positions

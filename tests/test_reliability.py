@@ -54,14 +54,23 @@ def test_a_sound_checkpoint_passes_and_every_kind_of_damage_is_named(tmp_path):
 
 
 def test_architectures_that_are_not_causal_lms_are_refused_by_name():
-    from transformers import BertConfig, LlamaConfig, RobertaConfig, T5Config
+    from transformers import (
+        BartConfig,
+        BertConfig,
+        GPTNeoXConfig,
+        LlamaConfig,
+        RobertaConfig,
+        T5Config,
+    )
 
     from taskdistill.models.load import check_causal
 
     check_causal(LlamaConfig(), "llama")
+    check_causal(GPTNeoXConfig(), "pythia")  # decoder-only, though its config says is_decoder=False
     check_causal(BertConfig(is_decoder=True), "a BERT trained as a decoder")  # causal attention: accepted
-    for config, name in ((BertConfig(), "bert"), (RobertaConfig(), "roberta"), (T5Config(), "t5")):
-        with pytest.raises(TaskDistillError, match=f"is a {name} model .*not a causal language model"):
+    for config, name, why in ((BertConfig(), "bert", "an encoder"), (RobertaConfig(), "roberta", "an encoder"),
+                              (BartConfig(), "bart", "an encoder-decoder"), (T5Config(), "t5", "an encoder-decoder")):
+        with pytest.raises(TaskDistillError, match=f"is a {name} model .*{why}.*, not a causal language model"):
             check_causal(config, name)
 
 

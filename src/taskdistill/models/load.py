@@ -127,18 +127,29 @@ def _safetensors_problem(file: Path) -> str | None:
 
 
 def check_causal(config, ref: str) -> None:
-    """Refuse an architecture that is not a causal (decoder-only) language model, by name."""
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    """Refuse an architecture that is not a causal (decoder-only) language model, by name.
+
+    Encoders (BERT, RoBERTa, …: masked-LM families not configured as decoders) and encoder-decoders (BART,
+    Marian, Whisper, …) have a causal-LM class in transformers too, but it is not the model: an encoder
+    attends both ways, and of an encoder-decoder only the decoder would be loaded."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
 
     kind = getattr(config, "model_type", None) or type(config).__name__
     named = ", ".join(getattr(config, "architectures", None) or []) or kind
     remote = "AutoModelForCausalLM" in (getattr(config, "auto_map", None) or {})
-    # encoders (BERT, RoBERTa, …) have a causal-LM class too, but attend both ways unless built as decoders
-    if (kind not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not remote) or getattr(config, "is_decoder", None) is False:
-        raise TaskDistillError(
-            f"model {ref!r} is a {kind} model ({named}), not a causal language model; "
-            "give a decoder-only LM (e.g. Llama, Qwen, Gemma, SmolLM2)"
-        )
+    if getattr(config, "is_encoder_decoder", False):
+        why = "an encoder-decoder"
+    elif kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES and getattr(config, "is_decoder", None) is False:
+        why = "an encoder that attends both ways"
+    elif kind not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not remote:
+        why = "an architecture without a causal-LM head"
+    else:
+        return
+    raise TaskDistillError(f"model {ref!r} is a {kind} model ({named}), {why}, not a causal language model; "
+                           "give a decoder-only LM (e.g. Llama, Qwen, Gemma, SmolLM2)")
 
 
 def check_model(ref: str, *, trust_remote_code: bool = False) -> None:
