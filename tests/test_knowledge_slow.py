@@ -1,6 +1,14 @@
-"""SmolLM2-135M-Instruct on ARC-Easy, PIQA and HellaSwag (300 items each, offline release files):
-clearly above chance, and within 1 point of an independent straightforward implementation that
-reads the raw files itself and scores every choice with full forwards, one item at a time."""
+"""SmolLM2-135M-Instruct on ARC-Easy, PIQA and HellaSwag (offline release files): clearly above chance on
+300 items each through the public ``evaluate_knowledge``, and, item by item and choice by choice, the same
+log-likelihoods as an independent straightforward implementation that reads the raw files itself and scores
+every choice with full forwards, one item at a time.
+
+The reference costs a full forward per item, so it runs on the first REFERENCE_ITEMS items of each 300-item
+subset (the subset's own stratified order); comparing every choice's score there is a stricter check than
+the accuracies within one point on all 300 that it replaces (equal accuracies can hide disagreeing items),
+and the reference, which was most of this test's time, now costs a fifth of it. Our scores come from the
+very run that measured the 300 items (the per-sample records ``evaluate_knowledge`` summarises). The adapter itself is compared with per-item forwards on every tiny
+architecture in ``test_knowledge_adapter.py``."""
 
 from __future__ import annotations
 
@@ -10,10 +18,13 @@ import re
 import pytest
 import torch
 
-from taskdistill.evaluate.knowledge import evaluate_knowledge, tasks
+from taskdistill.evaluate.knowledge import api, evaluate_knowledge, tasks
+from taskdistill.evaluate.knowledge.api import summarise
 from taskdistill.evaluate.knowledge.retention import stratified_subset
 
-LIMIT = 300  # the issue's minimum; the cost of this test is dominated by the independent scoring
+LIMIT = 300  # the issue's minimum for the above-chance check
+REFERENCE_ITEMS = 60  # per benchmark, scored by both implementations and compared choice by choice
+TOLERANCE = 5e-3  # nats per choice: batched float32 forwards vs one forward per item (seen: up to 9e-4)
 
 
 def _raw_items(name, data_dir):
@@ -40,11 +51,11 @@ def _raw_items(name, data_dir):
             yield str(row["ind"]), context, [clean(e) for e in row["endings"]], int(row["label"])
 
 
-def _straightforward_accuracy(model, tok, items):
-    """Per-choice summed log-likelihood, full sequences, one item (its choices padded) per forward."""
-    correct = 0
+def _straightforward_scores(model, tok, items):
+    """{id: per-choice summed log-likelihood}, full sequences, one item (its choices padded) per forward."""
+    out = {}
     body, head = model.base_model, model.get_output_embeddings()
-    for _, context, choices, gold in items:
+    for item_id, context, choices, _ in items:
         ctx = tok.encode(context)
         conts = [tok.encode(context + " " + choice)[len(ctx):] for choice in choices]
         width = len(ctx) + max(map(len, conts))
@@ -57,8 +68,22 @@ def _straightforward_accuracy(model, tok, items):
         for row, cont in enumerate(conts):
             logp = torch.log_softmax(head(hidden[row, len(ctx) - 1 : len(ctx) - 1 + len(cont)]).float(), -1)
             scores.append(float(logp.gather(1, torch.tensor(cont)[:, None]).sum()))
-        correct += max(range(len(scores)), key=scores.__getitem__) == gold
-    return correct / len(items)
+        out[item_id] = scores
+    return out
+
+
+def _argmax(scores: list[float]) -> int:
+    return max(range(len(scores)), key=scores.__getitem__)
+
+
+def _margin(scores: list[float]) -> float:
+    top = sorted(scores, reverse=True)
+    return top[0] - top[1]
+
+
+def _choice_scores(samples: list[dict]) -> dict[str, list[float]]:
+    """{id: per-choice log-likelihood} from lm-eval's per-sample records."""
+    return {s["doc"]["id"]: [float(r[0]) for r in s["filtered_resps"]] for s in samples}
 
 
 @pytest.mark.slow
@@ -68,6 +93,13 @@ def test_smollm2_above_chance_and_matches_straightforward_scoring(teacher_path, 
     monkeypatch.setenv("TASKDISTILL_BENCHMARKS_DIR", str(data_dir))
     model, tok = load_model(str(teacher_path))
     names = ["arc_easy", "piqa", "hellaswag"]
+    samples = {}  # lm-eval's per-sample records of each benchmark, as evaluate_knowledge summarises them
+
+    def keep(item, records):
+        samples[item.name] = records
+        return summarise(item, records)
+
+    monkeypatch.setattr(api, "summarise", keep)
     report = evaluate_knowledge(model, tok, names, limit=LIMIT, seed=0, use_cache=False)
     for name in names:
         result = report[name]
@@ -76,9 +108,20 @@ def test_smollm2_above_chance_and_matches_straightforward_scoring(teacher_path, 
         assert best - result.chance > 3 * result.stderr, (name, result)  # clearly above chance
         resolved = tasks.resolve(name)
         docs = resolved.docs()
-        ids = {docs[i]["id"] for i in stratified_subset([d["stratum"] for d in docs], LIMIT, 0, resolved.balanced)}
-        items = [item for item in _raw_items(name, data_dir) if item[0] in ids]
-        assert len(items) == LIMIT
-        reference = _straightforward_accuracy(model, tok, items)
-        print(f"{name}: ours {result.acc:.4f} (acc_norm {result.acc_norm:.4f}) straightforward {reference:.4f}")
-        assert abs(result.acc - reference) <= 0.01, (name, result.acc, reference)
+        chosen = [docs[i] for i in stratified_subset([d["stratum"] for d in docs], LIMIT, 0, resolved.balanced)]
+        scores = _choice_scores(samples[name])
+        assert sorted(scores) == sorted(d["id"] for d in chosen)
+        ours = {d["id"]: scores[d["id"]] for d in chosen[:REFERENCE_ITEMS]}
+        items = [item for item in _raw_items(name, data_dir) if item[0] in ours]
+        assert len(items) == len(ours) == REFERENCE_ITEMS
+        reference = _straightforward_scores(model, tok, items)
+        gaps = [abs(a - b) for i in ours for a, b in zip(ours[i], reference[i], strict=True)]
+        gold = {item[0]: item[3] for item in items}
+        clear = [i for i in ours if _margin(reference[i]) > 2 * TOLERANCE]  # no near-tie the tolerance could flip
+        agree = sum(_argmax(ours[i]) == _argmax(reference[i]) for i in clear)
+        correct = sum(_argmax(scores) == gold[i] for i, scores in reference.items())
+        print(f"{name}: ours {result.acc:.4f} (acc_norm {result.acc_norm:.4f}) on {LIMIT}; on {len(items)} items "
+              f"straightforward accuracy {correct / len(items):.4f}, argmax agreement {agree}/{len(clear)} "
+              f"(no near-tie), largest per-choice difference {max(gaps):.2e} nats")
+        assert max(gaps) <= TOLERANCE, (name, max(gaps))
+        assert agree == len(clear) >= 0.9 * len(items), name

@@ -62,6 +62,45 @@ def folder_hash(path: str | Path, length: int = 16) -> str:
     return digest.hexdigest()[:length]
 
 
+def check_writable(path: str | Path, what: str, *, folder: bool = False, inside: bool = False) -> None:
+    """Refuse, before any work starts, a destination that cannot be written: a file where a folder is
+    wanted (or the reverse), a file on the way to it, or a place where nothing can be created.
+
+    ``folder``: the destination is a folder; ``inside``: files are written into that folder (a study
+    folder), rather than the folder being built aside and renamed into place (:func:`atomic_dir`).
+    Writability is probed for real (a temporary file created and removed where the writing happens:
+    the folder itself with ``inside``, else the nearest existing parent): permission bits say nothing
+    when running as root, while a read-only mount or an immutable folder stops root too.
+    """
+    from taskdistill.errors import TaskDistillError
+
+    path = Path(path).expanduser()
+    if folder and path.exists() and not path.is_dir():
+        raise TaskDistillError(f"{what} {path} is a file, not a folder; give a folder path")
+    if not folder and path.is_dir():
+        raise TaskDistillError(f"{what} {path} is a folder; give a file path inside it")
+    place = path if inside and path.is_dir() else path.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise TaskDistillError(f"{what} {path} lies under {place}, which is a file; choose another place")
+    problem = unwritable(place)
+    if problem:
+        raise TaskDistillError(f"{what} {path} cannot be written: {place} is not writable ({problem}); "
+                               "choose a writable place")
+
+
+def unwritable(folder: str | Path) -> str | None:
+    """Why nothing can be created in the existing ``folder`` (found by trying), or None."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".taskdistill-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write text to ``path`` through a temporary file in the same folder and a rename."""
     atomic_write_bytes(path, text.encode("utf-8"))

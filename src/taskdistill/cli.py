@@ -7,15 +7,28 @@ from typer.core import TyperGroup
 
 from taskdistill.errors import TaskDistillError
 
+# typer carries its own click; its usage-error base class is public only as an ancestor of BadParameter
+# (should that change, usage errors keep click's own multi-line form rather than break the CLI)
+_UsageError = next((c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"),
+                   type("_NoUsageError", (Exception,), {}))
+
 
 class _Root(TyperGroup):
-    """Root command group: a user error anywhere below becomes one line on stderr and exit code 2."""
+    """Root command group: a user error anywhere below becomes one line on stderr and exit code 2,
+    and so does a command-line usage error (bad option value, missing option, unknown command)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TaskDistillError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        except _UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group or command: show its help
+                raise
+            where = getattr(exc.ctx, "command_path", None)
+            hint = f" (see `{where} --help`)" if where else ""
+            typer.echo(f"error: {exc.format_message().rstrip('.')}{hint}", err=True)
             raise typer.Exit(code=2) from None
 
 

@@ -18,12 +18,27 @@ ID_COL = typer.Option(None, "--id-col", help="Column holding unique example ids 
 LABEL_NAMES = typer.Option(
     None, "--label-names", help="Names for integer labels: a JSON file (list, or {id: name}) or 'a,b,c'. "
     "A labels.json beside the data file is used automatically.")
+NO_ID_COL = typer.Option(False, "--no-id-col", help="Ignore any id column; number the rows instead (ids "
+                         "<file stem>-<row>), e.g. when a file repeats an id once per target or aspect.")
+DROP_DUPLICATES = typer.Option(False, "--drop-duplicates", help="Drop exact duplicate rows (same text and "
+                               "label; the first is kept) and print how many were dropped.")
 
 
-def _load(source: str, text_col, label_col, id_col, label_names):
+def _load(source: str, text_col, label_col, id_col, label_names, no_id_col=False, drop_duplicates=False):
     from taskdistill.data.load import load_task_data
 
-    return load_task_data(source, text_col=text_col, label_col=label_col, id_col=id_col, label_names=label_names)
+    data = load_task_data(source, text_col=text_col, label_col=label_col, id_col=id_col, label_names=label_names,
+                          no_id_col=no_id_col, drop_duplicates=drop_duplicates)
+    report_dropped(data)
+    return data
+
+
+def report_dropped(data) -> None:
+    """One line on stderr saying how many exact duplicate rows ``--drop-duplicates`` dropped."""
+    if "dropped_duplicates" in data.meta:
+        n = data.meta["dropped_duplicates"]
+        typer.echo(f"dropped {n} exact duplicate row{'' if n == 1 else 's'} (same text and label) "
+                   f"from {data.name}; {len(data)} remain", err=True)
 
 
 @data_app.command("synth")
@@ -36,12 +51,14 @@ def synth_cmd(
     """Write SYNTHETIC financial-news headlines (35 fine / 13 coarse event classes) as jsonl."""
     from rich.console import Console
 
+    from taskdistill.cache import check_writable
     from taskdistill.data import synthetic
     from taskdistill.data.files import write_jsonl
     from taskdistill.errors import TaskDistillError
 
     if out.suffix.lower() != ".jsonl":
         raise TaskDistillError(f"--out must be a .jsonl file, got {out}.")
+    check_writable(out, "--out")
     data = synthetic.generate(n, seed=seed, granularity=granularity)
     write_jsonl(out, data)
     Console().print(f"[green]wrote[/green] {len(data)} synthetic headlines, {len(data.labels)} classes → {out}")
@@ -54,12 +71,14 @@ def inspect_cmd(
     label_col: str | None = LABEL_COL,
     id_col: str | None = ID_COL,
     label_names: str | None = LABEL_NAMES,
+    no_id_col: bool = NO_ID_COL,
+    drop_duplicates: bool = DROP_DUPLICATES,
     examples: int = typer.Option(3, "--examples", min=0, help="Example rows to show."),
 ) -> None:
     """Load a source and show rows, classes, per-class counts, text lengths and examples."""
     from rich.console import Console
 
-    data = _load(source, text_col, label_col, id_col, label_names)
+    data = _load(source, text_col, label_col, id_col, label_names, no_id_col, drop_duplicates)
     render(summarize(data), Console(), examples=data.examples[:examples])
 
 
@@ -74,13 +93,16 @@ def split_cmd(
     label_col: str | None = LABEL_COL,
     id_col: str | None = ID_COL,
     label_names: str | None = LABEL_NAMES,
+    no_id_col: bool = NO_ID_COL,
+    drop_duplicates: bool = DROP_DUPLICATES,
 ) -> None:
     """Write a fixed stratified test set and nested training subsets D1 ⊂ D2 ⊂ … as jsonl files."""
     from rich.console import Console
 
-    from taskdistill.cache import atomic_dir, atomic_write_json
+    from taskdistill.cache import atomic_dir, atomic_write_json, check_writable
     from taskdistill.data import splits
     from taskdistill.data.files import write_jsonl
+    from taskdistill.data.load import require_classes
     from taskdistill.errors import TaskDistillError
 
     try:
@@ -92,7 +114,8 @@ def split_cmd(
     foreign = sorted(p.name for p in out.iterdir() if not _split_file(p.name)) if out.is_dir() else []
     if foreign:
         raise TaskDistillError(f"--out {out} holds other files ({', '.join(foreign[:3])}); pick a new or empty folder.")
-    data = _load(source, text_col, label_col, id_col, label_names)
+    check_writable(out, "--out", folder=True)
+    data = require_classes(_load(source, text_col, label_col, id_col, label_names, no_id_col, drop_duplicates))
     split = splits.make_split(data, int(test_size) if test_size.is_integer() else test_size, seed=seed)
     subsets = splits.nested_subsets(split.train_pool, wanted, seed=seed)
     # the folder is built aside and swapped in whole: no half-written split, no stale train_D from an older one

@@ -1,7 +1,7 @@
 """Bring-your-own task data: read a local csv / jsonl / json / parquet file into a :class:`Table`.
 
-Reading is strict: the file must exist, be non-empty, be valid UTF-8 (the error names the line of
-the first bad byte) and parse as its format. Turning a table into a ``TaskData`` (column detection,
+Reading is strict: the file must exist, be non-empty, be valid UTF-8 without NUL bytes (the error
+names the line of the first bad byte) and parse as its format. Turning a table into a ``TaskData`` (column detection,
 label mapping, checks) lives in :mod:`taskdistill.data.load`; writing one back is :func:`write_jsonl`.
 """
 
@@ -54,13 +54,20 @@ def read_text(path: Path) -> str:
     if not raw.strip():
         raise TaskDistillError(f"data file is empty: {path}; fill it with labelled rows.")
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise TaskDistillError(
             f"{path} line {line}: byte 0x{raw[exc.start]:02x} is not valid UTF-8; "
             "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
         ) from None
+    nul = text.find("\x00")
+    if nul >= 0:  # valid UTF-8, but no text file holds one: UTF-16 without a BOM, or binary data
+        raise TaskDistillError(
+            f"{path} line {text.count(chr(10), 0, nul) + 1}: NUL byte (0x00), which no text file holds (UTF-16? "
+            "binary?); re-save the file as UTF-8 text or remove the byte."
+        )
+    return text
 
 
 def read_table(path: str | Path) -> Table:

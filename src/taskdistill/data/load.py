@@ -35,12 +35,22 @@ def load_task_data(
     id_col: str | None = None,
     cot_col: str | None = None,
     label_names: list[str] | dict | str | Path | None = None,
+    no_id_col: bool = False,
+    drop_duplicates: bool = False,
 ) -> TaskData:
-    """Load labelled task data from a synthetic spec, the Hugging Face hub or a local file."""
+    """Load labelled task data from a synthetic spec, the Hugging Face hub or a local file.
+
+    ``no_id_col``: ignore any id column and number the rows (``<name>-<row>``), e.g. for a file with one
+    row per (headline, aspect) whose ids repeat. ``drop_duplicates``: drop exact duplicate rows (same
+    text and label, keeping the first); ``meta["dropped_duplicates"]`` says how many.
+    """
     spec = str(source).strip()
+    if no_id_col and id_col is not None:
+        raise TaskDistillError(f"both --id-col {id_col!r} and --no-id-col were given; pass one of them.")
     if spec == "synthetic" or spec.startswith("synthetic:"):
         given = [f for f, v in (("text_col", text_col), ("label_col", label_col), ("id_col", id_col),
-                                ("cot_col", cot_col), ("label_names", label_names)) if v is not None]
+                                ("cot_col", cot_col), ("label_names", label_names), ("no_id_col", no_id_col or None),
+                                ("drop_duplicates", drop_duplicates or None)) if v is not None]
         if given:
             raise TaskDistillError(f"{', '.join(given)} do not apply to synthetic data; drop them.")
         from taskdistill.data import synthetic
@@ -56,7 +66,17 @@ def load_task_data(
         table, name = read_table(path), path.stem
         sibling = path.parent / SIBLING_LABELS
     return table_to_task_data(table, name=name, source=spec, text_col=text_col, label_col=label_col,
-                              id_col=id_col, cot_col=cot_col, label_names=label_names, sibling_labels=sibling)
+                              id_col=id_col, cot_col=cot_col, label_names=label_names, sibling_labels=sibling,
+                              no_id_col=no_id_col, drop_duplicates=drop_duplicates)
+
+
+def require_classes(data: TaskData, fix: str = "use data with at least two labels") -> TaskData:
+    """A classifier needs at least two classes; refuse task data whose taxonomy has fewer."""
+    if len(data.labels) < 2:
+        only = f" ({data.labels[0]!r})" if data.labels else ""
+        raise TaskDistillError(f"task data {data.name!r} has a single class{only}; a classifier needs at least two, "
+                               f"so {fix} (or declare the full taxonomy with --label-names).")
+    return data
 
 
 def source_fingerprint(source: str | Path) -> str:
@@ -98,13 +118,15 @@ def parse_synthetic(spec: str) -> dict:
 
 
 def table_to_task_data(table: Table, *, name: str, source: str, text_col=None, label_col=None, id_col=None,
-                       cot_col=None, label_names=None, sibling_labels: Path | None = None) -> TaskData:
+                       cot_col=None, label_names=None, sibling_labels: Path | None = None, no_id_col: bool = False,
+                       drop_duplicates: bool = False) -> TaskData:
     """Detect columns, map labels, check every row, and build the :class:`TaskData`."""
     text_col = _column(table, text_col, TEXT_COLUMNS, "text", "--text-col", fuzzy=True)
     label_col = _column(table, label_col, LABEL_COLUMNS, "label", "--label-col", fuzzy=True, exclude={text_col})
     if label_col == text_col:
         raise TaskDistillError(f"text and label are both column {text_col!r}; pass different --text-col / --label-col.")
-    id_col = _column(table, id_col, ID_COLUMNS, "id", "--id-col", required=False, exclude={text_col, label_col})
+    id_col = None if no_id_col else _column(table, id_col, ID_COLUMNS, "id", "--id-col", required=False,
+                                            exclude={text_col, label_col})
     cot_col = _column(table, cot_col, COT_COLUMNS, "cot", "--cot-col", required=False,
                       exclude={text_col, label_col, id_col})
 
@@ -123,18 +145,24 @@ def table_to_task_data(table: Table, *, name: str, source: str, text_col=None, l
         )
     labels = raw if mapping is None else [_map_label(r, mapping, table, i, names_from) for i, r in enumerate(raw)]
 
-    examples, seen_ids = [], {}
+    examples, seen_ids, seen_rows = [], {}, set()
+    hint = "" if drop_duplicates else " (or --drop-duplicates when whole rows repeat)"
     for i, (row, label) in enumerate(zip(table.rows, labels)):
         text = _cell(row.get(text_col))
         if not text:
             raise TaskDistillError(f"{table.locate(i)}: empty text in column {text_col!r}; fill or remove the row.")
+        if drop_duplicates:
+            if (text, label) in seen_rows:
+                continue
+            seen_rows.add((text, label))
         if id_col is not None:
             ex_id = _cell(row.get(id_col))
             if not ex_id:
                 raise TaskDistillError(f"{table.locate(i)}: empty id in column {id_col!r}; give every row an id.")
             if ex_id in seen_ids:
                 raise TaskDistillError(
-                    f"{table.locate(i)}: id {ex_id!r} duplicates {table.locate(seen_ids[ex_id])}; make ids unique."
+                    f"{table.locate(i)}: id {ex_id!r} duplicates {table.locate(seen_ids[ex_id])}; make ids unique, "
+                    f"or pass --no-id-col to number the rows{hint}."
                 )
             seen_ids[ex_id] = i
         else:
@@ -144,6 +172,8 @@ def table_to_task_data(table: Table, *, name: str, source: str, text_col=None, l
 
     taxonomy = sorted(set(mapping.values()) if mapping is not None else set(labels))
     meta = {"source": source, "text_col": text_col, "label_col": label_col, "id_col": id_col, "cot_col": cot_col}
+    if drop_duplicates:
+        meta["dropped_duplicates"] = len(table.rows) - len(examples)
     others = [c for c in table.columns if c not in (text_col, label_col)
               and _column(Table("", [c], []), None, LABEL_COLUMNS, "label", "", fuzzy=True, required=False)]
     if others:  # e.g. a fine and a coarse label column: say which others could be chosen with --label-col

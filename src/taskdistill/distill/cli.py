@@ -7,12 +7,38 @@ from pathlib import Path
 
 import typer
 
+from taskdistill.data.cli import DROP_DUPLICATES, NO_ID_COL
 
-def _data(source: str, cot_col: str | None, limit: int | None):
+RUN_FILES = ("metrics.jsonl", "checkpoint", "report.json", "model")  # what a distillation writes into --out
+
+
+def _data(source: str, cot_col: str | None, limit: int | None, no_id_col: bool = False,
+          drop_duplicates: bool = False):
+    from taskdistill.data.cli import report_dropped
     from taskdistill.data.load import load_task_data
 
-    data = load_task_data(source, cot_col=cot_col) if cot_col else load_task_data(source)
+    data = load_task_data(source, cot_col=cot_col, no_id_col=no_id_col, drop_duplicates=drop_duplicates)
+    report_dropped(data)
     return data.subset(data.examples[:limit]) if limit else data
+
+
+def check_run_folder(out: Path) -> None:
+    """--out must be new, empty, or an unfinished run (its checkpoint is resumed; its config is checked
+    then): never a folder of other files, nor a finished run that would be overwritten."""
+    from taskdistill.cache import check_writable
+    from taskdistill.errors import TaskDistillError
+
+    check_writable(out, "--out", folder=True, inside=True)
+    if not out.is_dir():
+        return
+    names = {p.name for p in out.iterdir() if not p.name.startswith(".")}  # dot names: our temporary files
+    foreign = sorted(names - set(RUN_FILES))
+    if foreign:
+        raise TaskDistillError(f"--out {out} holds other files ({', '.join(foreign[:3])}); choose a new or empty "
+                               "folder (or the folder of an interrupted run to resume it)")
+    if names & {"model", "report.json"} and "checkpoint" not in names:
+        raise TaskDistillError(f"--out {out} already holds a finished distillation (model/, report.json); choose "
+                               "a new folder, or remove it to train again")
 
 
 def _config_parameters() -> list[inspect.Parameter]:
@@ -66,6 +92,8 @@ def distill_cmd(
     cot_col: str | None = typer.Option(None, "--cot-col", help="Column of --data holding CoT traces."),
     trace_teacher: str | None = typer.Option(
         None, "--trace-teacher", help="Model that writes missing traces (default: --teacher)."),
+    no_id_col: bool = NO_ID_COL,
+    drop_duplicates: bool = DROP_DUPLICATES,
     runtime=None,
     **settings,
 ) -> None:
@@ -74,12 +102,16 @@ def distill_cmd(
     Every distillation setting (docs/distillation.md) is an option; they are the fields of DistillConfig."""
     from rich.console import Console
 
+    from taskdistill.data.load import require_classes
     from taskdistill.distill.config import make_config
     from taskdistill.distill.train import Signals, distill, training_dtype
-    from taskdistill.models.load import load_model
+    from taskdistill.models.load import check_model, load_model
 
     config = make_config(**_config_values(settings))
-    train = _data(data, cot_col, None)
+    check_run_folder(out)
+    for ref in dict.fromkeys([student, teacher, *([trace_teacher] if trace_teacher else [])]):
+        check_model(ref)  # every model, before the first one is loaded
+    train = require_classes(_data(data, cot_col, None, no_id_col, drop_duplicates))
     console = Console(stderr=True)
     signals = Signals()
     if config.uses_traces and not any(e.cot for e in train.examples):
@@ -137,9 +169,11 @@ def traces_cmd(
     """Build CoT traces with a teacher (gold-label filtered) or import them; write them as JSONL."""
     from rich.console import Console
 
+    from taskdistill.cache import check_writable
     from taskdistill.distill import traces as tr
     from taskdistill.errors import TaskDistillError
 
+    check_writable(out, "--out")
     dataset = _data(data, None, limit)
     if import_file is not None:
         result = tr.import_traces(dataset, import_file)

@@ -43,7 +43,7 @@ class DistillConfig(BaseModel):
     top_k: int | None = Field(64, ge=1, description="teacher log-probs kept per position (0 on the command line: "
                               "the full vocabulary)", json_schema_extra={"cli_none": 0})
     online_teacher: bool = Field(False, description="compute teacher log-probs per batch instead of caching them")
-    lr: float = Field(1e-4, gt=0.0, description="peak AdamW learning rate")
+    lr: float = Field(1e-4, gt=0.0, lt=3.4e38, description="peak AdamW learning rate")  # lt: float32's largest
     max_steps: int | None = Field(None, ge=1, description="optimizer steps (default: epochs)")
     epochs: float | None = Field(None, gt=0.0, description="passes over the data (default 1)")
     batch_size: int = Field(8, ge=1, description="sequences per micro-batch")

@@ -1,9 +1,10 @@
 """The distillation loop, one for full (``logit``) and ``lora`` students.
 
 AdamW, linear warm-up + cosine decay, gradient accumulation, length-grouped dynamic padding,
-optional bf16 autocast, chunked loss on supervised positions only, gradient clipping, a NaN/inf
-guard, per-step JSONL metrics, a rich progress bar, and checkpoints with exact resume (weights,
-optimizer, scheduler, RNG; the data order is a pure function of (seed, epoch) and is recomputed).
+optional bf16 autocast, chunked loss on supervised positions only, gradient clipping, a divergence
+guard (a non-finite loss, gradient or weight, or a vanished gradient; a run must end on a good step),
+per-step JSONL metrics, a rich progress bar, and checkpoints with exact resume (weights, optimizer,
+scheduler, RNG; the data order is a pure function of (seed, epoch) and is recomputed).
 
 Loss terms (each a token mean over the micro-batch, logged separately):
 ``ce_label`` / ``ce_trace`` (CE on label / trace tokens), ``kl_label`` / ``kl_trace`` (τ²-scaled
@@ -294,6 +295,7 @@ def distill(
     elif par.strategy == "fsdp2":
         objective, optimizer = par.accelerator.prepare(objective, optimizer)
     out = Path(out_dir) if out_dir is not None else None
+    created = out is not None and not out.exists()  # a run that diverges leaves no folder it made
     start_step, resumed_from, skipped, tokens, history = 0, None, 0, 0, []
     if out is not None and ckpt.read_state(out / "checkpoint") is not None:
         state = _load_checkpoint(out / "checkpoint", par, objective, model, optimizer, scheduler, config_hash)
@@ -316,6 +318,7 @@ def distill(
     params = [p for p in objective.parameters() if p.requires_grad]
     t0, run_tokens = time.perf_counter(), 0
     bar = _progress(progress, steps, start_step) if par.is_main else None
+    bad_streak = 0  # bad steps since the last good one: a run must end on a good step
     try:
         for step in range(start_step, steps):
             agg = {k: 0.0 for k in (*TERMS, "loss")}
@@ -343,24 +346,27 @@ def distill(
                 scaler.unscale_(optimizer)
             clip = par.accelerator.clip_grad_norm_ if par.strategy == "fsdp2" else torch.nn.utils.clip_grad_norm_
             grad_norm = float(clip(params, config.max_grad_norm))
+            lr = scheduler.get_last_lr()[0]
             # under fp16 an overflowing gradient is the loss scaler's business (it skips the step and backs off)
-            ok = math.isfinite(agg["loss"]) and (math.isfinite(grad_norm) or scaler is not None)
+            ok = healthy_step(agg["loss"], grad_norm) or (
+                scaler is not None and math.isfinite(agg["loss"]) and not math.isfinite(grad_norm))
             if ok:
                 if scaler is not None:
                     scaler.step(optimizer)
                 else:
                     optimizer.step()
+                bad_streak = 0
+                if not weights_finite(params):
+                    raise diverged(step, "the update made weights non-finite (inf/NaN)", agg["loss"], grad_norm, lr)
             else:
                 skipped += 1
+                bad_streak += 1
                 if skipped >= config.max_bad_steps:
-                    raise TaskDistillError(
-                        f"stopped after {skipped} steps with a non-finite loss or gradient (last at step {step + 1}); "
-                        "lower --lr or check the data and the student's weights"
-                    )
+                    raise diverged(step, f"{skipped} steps had a non-finite loss or gradient, or no gradient at all "
+                                   "(overflowed activations)", agg["loss"], grad_norm, lr)
             if scaler is not None:
                 scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            lr = scheduler.get_last_lr()[0]
             scheduler.step()
             tokens += step_tokens
             run_tokens += step_tokens
@@ -375,9 +381,20 @@ def distill(
             _advance(bar, record, config)
             if on_step is not None:
                 on_step(step + 1, record)
-            if out is not None and every and (step + 1) % every == 0 and step + 1 < steps:
+            if out is not None and ok and every and (step + 1) % every == 0 and step + 1 < steps:  # never after a bad step
                 _save_checkpoint(out / "checkpoint", par, model, optimizer, scheduler,
                                  {"step": step + 1, "skipped": skipped, "tokens": tokens, "config_hash": config_hash})
+        if bad_streak:  # the run ends without having recovered: what it would save is the diverged model
+            first = history[-bad_streak]
+            raise diverged(steps - bad_streak, f"from there to the last step ({steps}) every step had a non-finite "
+                           "loss or gradient, or no gradient at all (overflowed activations)",
+                           first["loss"], first["grad_norm"], first["lr"])
+    except TaskDistillError:
+        if metrics_fh is not None:
+            metrics_fh.close()
+        if par.is_main:
+            discard_run(out, created)
+        raise
     finally:
         if metrics_fh is not None:
             metrics_fh.close()
@@ -445,6 +462,34 @@ def _full_model(par, objective, model):
     rebuilt.tie_weights()
     rebuilt.generation_config = model.generation_config
     return rebuilt
+
+
+def healthy_step(loss: float, grad_norm: float) -> bool:
+    """A step may update the weights: finite loss and gradient, and some gradient while the loss is
+    positive. An exactly zero gradient under a positive loss means the activations overflowed (after a
+    huge update a norm layer's mean square is inf, its output 0, every logit equal), not a minimum."""
+    return math.isfinite(loss) and math.isfinite(grad_norm) and not (grad_norm == 0.0 and loss > 0.0)
+
+
+def weights_finite(params) -> bool:
+    return bool(torch.stack([torch.isfinite(p.detach()).all() for p in params]).all()) if params else True
+
+
+def diverged(step: int, what: str, loss: float, grad_norm: float, lr: float) -> TaskDistillError:
+    return TaskDistillError(
+        f"training diverged at step {step + 1} (loss {loss:.4g}, gradient norm {grad_norm:.3g}, lr {lr:.3g}): "
+        f"{what}; no model was saved. Lower --lr or check the data and the student's weights"
+    )
+
+
+def discard_run(out: Path | None, created: bool) -> None:
+    """After a failed run: remove the output folder it created, else its checkpoint (a resume of the
+    same config would only repeat the failure; another config cannot resume it)."""
+    import shutil
+
+    if out is None:
+        return
+    shutil.rmtree(out if created else out / "checkpoint", ignore_errors=True)
 
 
 def _read_metrics(path: Path, upto: int) -> list[dict]:

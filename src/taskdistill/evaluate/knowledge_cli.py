@@ -43,7 +43,7 @@ def knowledge_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from taskdistill.cache import atomic_write_json
+    from taskdistill.cache import atomic_write_json, check_writable
     from taskdistill.errors import TaskDistillError
     from taskdistill.evaluate.knowledge import (
         check_benchmarks,
@@ -57,6 +57,8 @@ def knowledge_cmd(
         raise TaskDistillError("--benchmarks is empty; give e.g. --benchmarks arc_easy,piqa")
     if json_out is not None and json_out.is_dir():
         raise TaskDistillError(f"--json {json_out} is a folder; give a file path such as {json_out / 'knowledge.json'}")
+    if json_out is not None:
+        check_writable(json_out, "--json")
     ref = load_reference(reference) if reference is not None else None
     check_benchmarks(names, None if all_items else limit, seed)  # before the (slow) model load
 

@@ -73,6 +73,21 @@ def _check_attention(model) -> None:
         )
 
 
+def check_context(model, contexts: list[list[int]], continuations: list[list[int]]) -> None:
+    """Refuse prompts that, with their longest answer, reach past the model's context window."""
+    from taskdistill.models.prompts import MAX_TEXT_TOKENS
+
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    window = getattr(config, "max_position_embeddings", None)
+    needed = max(map(len, contexts)) + max(map(len, continuations)) - 1
+    if isinstance(window, int) and needed > window:
+        raise TaskDistillError(
+            f"the longest prompt with its answer takes {needed} tokens, more than the model's context of {window} "
+            f"(texts are already cut to {MAX_TEXT_TOKENS} tokens); shorten the longest texts or the prompt, "
+            "or use a model with a longer context"
+        )
+
+
 def shared_prefix_length(contexts: list[list[int]]) -> int:
     """Length of the token prefix common to all contexts, leaving each context at least one own token."""
     first, n = contexts[0], min(len(c) for c in contexts) - 1
@@ -154,6 +169,7 @@ def score_continuations(
     if not contexts or any(len(c) == 0 for c in contexts):
         raise ValueError("every context needs at least one token")
     block = _Block(continuations)
+    check_context(model, contexts, continuations)
     out = np.zeros((len(contexts), block.n), dtype=np.float64)
     order = sorted(range(len(contexts)), key=lambda i: -len(contexts[i]))
     param = next(model.parameters())

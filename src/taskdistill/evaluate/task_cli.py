@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from taskdistill.data.cli import DROP_DUPLICATES, NO_ID_COL
+
 HELP = """Evaluate MODEL on a task's test set: accuracy, macro-F1, gold-label NLL, Brier, per-class F1.
 
 MODEL is a built-in name (smollm2-135m-instruct), a local HF folder, a .gguf file or a hub id.
@@ -37,11 +39,13 @@ def task_cmd(
         None, "--max-new-tokens", min=1, help="Generation length for generate/cot (default 32 / 160)."
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+    no_id_col: bool = NO_ID_COL,
+    drop_duplicates: bool = DROP_DUPLICATES,
     runtime=None,
 ) -> None:
     from rich.console import Console
 
-    from taskdistill.cache import atomic_write_json
+    from taskdistill.cache import atomic_write_json, check_writable
     from taskdistill.errors import TaskDistillError
     from taskdistill.evaluate.metrics import MODES
 
@@ -49,8 +53,10 @@ def task_cmd(
         raise TaskDistillError(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
     if json_out is not None and json_out.is_dir():
         raise TaskDistillError(f"--json {json_out} is a folder; give a file path such as {json_out / 'metrics.json'}")
+    if json_out is not None:
+        check_writable(json_out, "--json")
     console = Console(stderr=True)
-    test = load_test_set(data, text_col, label_col, label_names, test_size, seed, limit)
+    test = load_test_set(data, text_col, label_col, label_names, test_size, seed, limit, no_id_col, drop_duplicates)
     from taskdistill.evaluate.task import evaluate_task
     from taskdistill.models.load import load_model
 
@@ -64,14 +70,25 @@ def task_cmd(
         header = {"model": model, "data": data, "test_name": test.name, "test_fingerprint": test.fingerprint()}
         atomic_write_json(json_out, {**header, **metrics.to_dict()})
         console.print(f"wrote {json_out}")
+    from taskdistill.models.prompts import MAX_TEXT_TOKENS, clip_text
+
+    cut = sum(clip_text(tok, e.text) != e.text for e in test.examples)  # as every prompt cuts them
+    if cut:
+        console.print(f"note: {cut} text(s) longer than {MAX_TEXT_TOKENS} tokens were cut to their first "
+                      f"{MAX_TEXT_TOKENS} tokens (docs/evaluation.md)")
 
 
-def load_test_set(data, text_col, label_col, label_names, test_size, seed, limit):
+def load_test_set(data, text_col, label_col, label_names, test_size, seed, limit, no_id_col=False,
+                  drop_duplicates=False):
     """The TaskData to evaluate: --data, its fixed stratified test split, then a --limit sample."""
-    from taskdistill.data.load import load_task_data
+    from taskdistill.data.cli import report_dropped
+    from taskdistill.data.load import load_task_data, require_classes
     from taskdistill.data.splits import make_split
 
-    full = load_task_data(data, text_col=text_col, label_col=label_col, label_names=label_names)
+    full = load_task_data(data, text_col=text_col, label_col=label_col, label_names=label_names, no_id_col=no_id_col,
+                          drop_duplicates=drop_duplicates)
+    report_dropped(full)
+    require_classes(full)
     test = make_split(full, test_size, seed=seed).test if test_size is not None else full
     return sample(test, limit, seed) if limit is not None else test
 

@@ -102,12 +102,14 @@ def fit_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="Write the full result as JSON here."),
 ) -> None:
     """Fit laws per metric and slice: parameters with intervals, κ50, held-out errors (accuracy points), AICc."""
-    from taskdistill.cache import atomic_write_json
+    from taskdistill.cache import atomic_write_json, check_writable
     from taskdistill.laws.analysis import fit_study
     from taskdistill.laws.observations import load_rows
 
     check_range("--bootstrap", bootstrap, 0, math.inf, hint=" (0: point estimates only)")
     check_range("--level", level, 0, 1, open_lo=True, open_hi=True, hint=", e.g. 0.95")
+    if json_out:
+        check_writable(json_out, "--json")
     rows = load_rows(study, study_name)
     result = fit_study(rows, metric or None, tuple(family), loss=loss, B=bootstrap, seed=seed, level=level,
                        validate=validate, target=_targets(target), at_kappa=at_kappa, ceiling=ceiling, kind=kind)
@@ -177,10 +179,11 @@ def synthetic_cmd(
     import csv
     import io
 
-    from taskdistill.cache import atomic_write_json, atomic_write_text
+    from taskdistill.cache import atomic_write_json, atomic_write_text, check_writable
     from taskdistill.laws.observations import KEYS
     from taskdistill.laws.synthetic import demo_rows
 
+    check_writable(out, "OUT")
     rows = demo_rows(seed)
     if out.suffix.lower() == ".json":
         atomic_write_json(out, rows)
@@ -220,7 +223,7 @@ def recommend_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from taskdistill.cache import atomic_write_json
+    from taskdistill.cache import atomic_write_json, check_writable
     from taskdistill.laws.observations import load_rows
     from taskdistill.laws.recommend import recommend
 
@@ -229,6 +232,8 @@ def recommend_cmd(
     check_range("--confidence", confidence, 0, 1, open_lo=True, open_hi=True, hint=", e.g. 0.8")
     check_range("--bootstrap", bootstrap, 1, math.inf)
     check_range("--level", level, 0, 1, open_lo=True, open_hi=True, hint=", e.g. 0.95")
+    if json_out:
+        check_writable(json_out, "--json")
     rows = load_rows(study, study_name)
     result = recommend(rows, min_macro_f1=min_macro_f1, min_gk_retention=min_gk_retention,
                        max_params=parse_count(max_params), max_latency_ms=max_latency_ms, in_domain=in_domain_metric,

@@ -18,6 +18,9 @@ from pydantic import BaseModel
 ANSWER_RE = re.compile(r"\[\[([^\[\]]+)\]\]")
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 EMPTY_THINK = f"{THINK_OPEN}\n\n{THINK_CLOSE}\n\n"  # what Qwen3's template writes with thinking off
+# A text longer than this many tokens is cut to its first MAX_TEXT_TOKENS tokens in every prompt (the
+# instruction, the label list and the answer slot stay whole); headlines are far shorter.
+MAX_TEXT_TOKENS = 512
 
 
 class PromptFormat(BaseModel):
@@ -44,6 +47,19 @@ def user_message(text: str, labels: list[str], fmt: PromptFormat, cot: bool = Fa
     return "\n".join(p for p in parts if p)
 
 
+def clip_text(tokenizer, text: str, budget: int = MAX_TEXT_TOKENS) -> str:
+    """``text`` cut to its first ``budget`` tokens; unchanged when it is no longer than that."""
+    if len(text.encode("utf-8")) < budget:  # a token covers at least one byte (plus a leading space marker)
+        return text
+    window = budget * 64  # enough characters for ``budget`` tokens, so a huge text is not tokenized whole
+    ids = tokenizer(text[:window], add_special_tokens=False)["input_ids"]
+    if len(ids) <= budget and len(text) > window:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= budget:
+        return text
+    return tokenizer.decode(ids[:budget]).strip()
+
+
 def thinking_switch(tokenizer) -> bool:
     """Whether the tokenizer's chat template takes an ``enable_thinking`` switch (Qwen3 and alike)."""
     template = getattr(tokenizer, "chat_template", None) or ""
@@ -59,14 +75,14 @@ def opens_thinking(prompt: str) -> bool:
 
 def build_prompt(tokenizer, text: str, labels: list[str], fmt: PromptFormat | None = None, cot: bool = False,
                  thinking: bool = False) -> str:
-    """The full prompt string up to where the model's answer starts.
+    """The full prompt string up to where the model's answer starts (the text cut to ``MAX_TEXT_TOKENS``).
 
     ``thinking`` reaches the chat template as ``enable_thinking`` when the template has that switch.
     With thinking off, a template that always opens a thinking block gets it closed empty, as Qwen3's
     template does, so the answer (and what is scored or trained) starts after ``</think>``.
     """
     fmt = fmt or PromptFormat()
-    content = user_message(text, labels, fmt, cot)
+    content = user_message(clip_text(tokenizer, text), labels, fmt, cot)
     if getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": fmt.system}] if fmt.system else []
         messages.append({"role": "user", "content": content})

@@ -14,11 +14,17 @@ def calibration_texts(source: str, size: int | None) -> list[str]:
     """Texts for importance: a .txt file (one text per line) or any ``load_task_data`` source."""
     from taskdistill.errors import TaskDistillError
 
+    if size is not None and size < 1:
+        raise TaskDistillError(f"--calib-size must be ≥ 1 (importance needs calibration texts; leave it out to use "
+                               f"all of them); got {size}")
     if source.endswith(".txt"):
+        from taskdistill.data.files import read_text
+
         path = Path(source).expanduser()
         if not path.is_file():
             raise TaskDistillError(f"calibration file {source} does not exist")
-        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        blank = not path.read_bytes().strip()  # refused below as an empty calibration set
+        texts = [] if blank else [line.strip() for line in read_text(path).splitlines() if line.strip()]
     else:
         from taskdistill.data.load import load_task_data
 
@@ -32,10 +38,12 @@ def calibration_texts(source: str, size: int | None) -> list[str]:
 
 
 def check_out(out: Path) -> None:
+    from taskdistill.cache import check_writable
     from taskdistill.errors import TaskDistillError
 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TaskDistillError(f"output folder {out} exists and is not empty; choose a new --out or empty it")
+    check_writable(out, "--out", folder=True)
 
 
 def prune_cmd(
@@ -71,6 +79,8 @@ def prune_cmd(
     fractions = parse_schedule(schedule if schedule is not None else keep)
     if axes not in AXES:
         raise TaskDistillError(f"unknown --axes {axes!r}; use one of {', '.join(AXES)}")
+    if max_length < 1:
+        raise TaskDistillError(f"--max-length must be ≥ 1 token; got {max_length}")
     check_out(out)
     texts = calibration_texts(calib, calib_size)
     net, tok = load_model(model, runtime=runtime)

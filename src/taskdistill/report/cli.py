@@ -45,8 +45,10 @@ def register(app: typer.Typer) -> None:
         recommendation, runs, cost and provenance."""
         from rich.console import Console
 
+        from taskdistill.cache import check_writable
         from taskdistill.report.build import write_report
 
+        check_writable(out or study / "report.html", "-o")  # before the laws are fitted
         paths = write_report(study, out, study=name, min_macro_f1=min_macro_f1, min_gk_retention=min_gk_retention,
                              max_params=parse_count(max_params), max_latency_ms=max_latency_ms, bootstrap=bootstrap,
                              fit_laws=laws)

@@ -232,9 +232,11 @@ def export_cmd(
     """Write the observation rows (one per student × metric) and the run rows as CSV, Parquet or JSON."""
     from rich.console import Console
 
+    from taskdistill.cache import check_writable
     from taskdistill.study.store import open_store
     from taskdistill.study.views import export
 
+    check_writable(out or Path(dir) / "export", "--out", folder=True, inside=True)
     store = open_store(dir)
     try:
         paths = export(store, out or Path(dir) / "export", format)

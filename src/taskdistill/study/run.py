@@ -104,14 +104,23 @@ def check_folder(spec: StudySpec, folder: Path) -> None:
 def prepare(spec: StudySpec, folder: Path) -> Plan:
     """Validate everything that can be checked before work starts (no store is written) and plan."""
     from taskdistill.data.load import source_fingerprint
-    from taskdistill.models.load import reference_fingerprint
+    from taskdistill.models.load import check_model, reference_fingerprint
     from taskdistill.study.steps import check_sizes, load_source
 
+    if folder.exists() and not folder.is_dir():
+        raise TaskDistillError(f"study folder {folder} is a file, not a folder; give --dir a folder path")
     check_folder(spec, folder)
+    check_model(spec.teacher)  # a broken local checkpoint is refused now, not by the first step that loads it
     task = spec.task.model_dump()
+    dropped = None
     if not task["source"].startswith("hf:") and task["source"].lower() != "finheadlinemix":  # hub data: checked
-        check_sizes(task, spec.subset_sizes(), load_source(task, {}))                    # when the data step loads it
-    return plan(spec, {"teacher": reference_fingerprint(spec.teacher), "data": source_fingerprint(task["source"])})
+        data = load_source(task, {})                                                     # when the data step loads it
+        check_sizes(task, spec.subset_sizes(), data)
+        dropped = data.meta.get("dropped_duplicates")
+    p = plan(spec, {"teacher": reference_fingerprint(spec.teacher), "data": source_fingerprint(task["source"])})
+    if dropped is not None:
+        p.warnings.append(f"task.drop_duplicates: dropped {dropped} exact duplicate row(s) of {task['source']}")
+    return p
 
 
 def check_hardware(p: Plan, spec: StudySpec, executor: str) -> dict:
@@ -137,12 +146,16 @@ def check_hardware(p: Plan, spec: StudySpec, executor: str) -> dict:
 def run_study(spec: StudySpec, folder: str | Path, executor: str = "local", address: str | None = None,
               on_event: Event | None = None, num_cpus: int | None = None) -> dict:
     """Run (or continue) a study in ``folder``; returns a summary of step statuses."""
+    from taskdistill.cache import check_writable
+
     folder = Path(folder)
     if executor not in ("local", "ray"):
         raise TaskDistillError(f"unknown executor {executor!r}; use local or ray")
+    check_writable(folder, "study folder", folder=True, inside=True)
+    p = prepare(spec, folder)  # everything is checked before the folder, its lock or its store exist
+    needs = check_hardware(p, spec, executor)
     with StudyLock(folder):
-        p = prepare(spec, folder)
-        needs = check_hardware(p, spec, executor)
+        check_folder(spec, folder)  # again under the lock: another run may have started the folder meanwhile
         if on_event:
             on_event("plan", {"kind": "plan", "key": "", "label": "plan", "warnings": p.warnings})
         if not (folder / SPEC_NAME).is_file():  # first, so a folder with a store always has its spec copy

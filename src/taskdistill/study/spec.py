@@ -17,6 +17,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -55,9 +56,26 @@ class TaskSpec(_Strict):
     label_col: str | None = None
     id_col: str | None = None
     cot_col: str | None = None
+    no_id_col: bool = Field(False, description="ignore any id column and number the rows")
+    drop_duplicates: bool = Field(False, description="drop exact duplicate rows (same text and label)")
     test_size: int = Field(1000, ge=1, description="held-out test examples (stratified, fixed)")
     split_seed: int = 0
     calibration_size: int = Field(64, ge=1, description="training-pool headlines used to rank what to prune")
+
+    @model_validator(mode="after")
+    def _one_id_source(self) -> TaskSpec:
+        if self.no_id_col and self.id_col is not None:
+            raise ValueError("give id_col or no_id_col: true, not both")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_switches(self, handler):
+        # the two switches appear only when on, so specs that do not use them keep their hash and step keys
+        out = handler(self)
+        for name in ("no_id_col", "drop_duplicates"):
+            if not out.get(name):
+                out.pop(name, None)
+        return out
 
 
 class KnowledgeSpec(_Strict):

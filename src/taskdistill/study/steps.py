@@ -123,10 +123,13 @@ def save_and_remember(model, tok, out: Path, ctx: Context) -> None:
 
 
 def load_source(task: dict, where: dict) -> TaskData:
-    from taskdistill.data.load import load_task_data
+    """The study's task data (a classifier's: at least two classes)."""
+    from taskdistill.data.load import load_task_data, require_classes
 
     cols = {k: task.get(k) for k in ("text_col", "label_col", "id_col", "cot_col")}
-    return load_task_data(where.get("source", task["source"]), **cols)
+    switches = {k: bool(task.get(k)) for k in ("no_id_col", "drop_duplicates")}
+    return require_classes(load_task_data(where.get("source", task["source"]), **cols, **switches),
+                           "give task.source data with at least two labels")
 
 
 def check_sizes(task: dict, sizes: list[int], data: TaskData) -> int:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 
+from taskdistill.cache import unwritable
 from taskdistill.errors import TaskDistillError
 
 STORE_NAME = "study.sqlite"  # the store's file name inside a study folder
@@ -48,7 +50,12 @@ class Store:
             raise TaskDistillError(f"{self.path} does not exist; this folder holds no study (run `study run` first)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            if not create and unwritable(self.path.parent):  # a read-only folder (mount): SQLite cannot
+                # make its lock and WAL index files there, so read the file as it is (nobody can change it)
+                uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?immutable=1"
+                self.db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            else:
+                self.db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
             self.db.row_factory = sqlite3.Row
             self._check()
         except sqlite3.DatabaseError as exc:
