@@ -10,7 +10,10 @@ folder, then times, on the same process and machine:
    (time, accuracy, NLL, largest class-probability difference to float32), the CoT view (time, accuracy)
    and the general-knowledge probe (time, accuracy);
 3. a model load from disk against the study's in-process model cache (a copy);
-4. training throughput (label supervision, compact prompt) in float32 and under bf16 autocast.
+4. training throughput (label supervision, compact prompt) in float32 and under bf16 autocast;
+5. the scorer's batch size (8, 16, 32) on the test set, in bf16 weights;
+6. general knowledge: seconds and accuracy per benchmark at ``--gk`` items, in bf16 weights — the probe, and
+   ARC-Easy, PIQA, HellaSwag and MMLU (cloze) when a benchmark folder is configured.
 """
 
 from __future__ import annotations
@@ -102,6 +105,18 @@ def main() -> None:
         config = make_config(supervision="label", epochs=1, batch_size=8, lr=3e-4, max_length=256, bf16=flag)
         _, report = distill(copy.deepcopy(model), tok, subset, config, fmt=compact, progress=False)
         out[f"train_{name}"] = {"tokens_per_s": report.tokens_per_s, "seconds": report.seconds}
+    # 5. scorer batch size
+    for bs in (8, 16, 32):
+        _, s = timed(lambda bs=bs: evaluate_task(bf16, tok, test, fmt=compact, batch_size=bs))
+        out[f"score_bf16_batch{bs}_seconds"] = s
+
+    # 6. general knowledge per benchmark
+    from taskdistill import settings
+
+    names = ["probe"] + (["arc_easy", "piqa", "hellaswag", "mmlu_cloze"] if settings.benchmarks_dir() else [])
+    for name in names:
+        gk, s = timed(lambda name=name: evaluate_knowledge(bf16, tok, [name], limit=args.gk, use_cache=False))
+        out[f"gk_{name}"] = {"seconds": s, "accuracy": gk[name].acc, "chance": gk[name].chance, "n": gk[name].n}
     print(json.dumps(out, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

@@ -117,3 +117,13 @@ def test_bad_designs_are_refused():
         plan_power({**PAPER, "expected": {"gk_accuracy": 0.2}})
     with pytest.raises(TaskDistillError, match="test_size must be ≥ 1"):
         plan_power({**PAPER, "test_size": 0})
+
+
+def test_test_size_warnings_name_the_knob_that_sets_the_size():
+    from taskdistill.laws.power import plan_power
+
+    small = {"test_size": 105, "n_classes": 35}
+    assert any("raise task.test_size" in w for w in plan_power(small)["warnings"])
+    limited = plan_power({**small, "test_knob": "evaluation.test_limit"})["warnings"]
+    assert any("raise evaluation.test_limit" in w for w in limited)
+    assert not any("task.test_size" in w for w in limited)

@@ -89,7 +89,7 @@ def plan_power(design: dict) -> dict:
            "grid": {**grid, "supervisions": sups, "cot_family": n_cot, "chains_per_supervision": chains,
                     "slices": slices_},
            "assumptions": {"expected": exp, **assume, "power": 0.8, "significance": 0.05}}
-    out["warnings"] = _warnings(out, kappas, sups, n_task, n_cls)
+    out["warnings"] = _warnings(out, kappas, sups, n_task, n_cls, d.get("test_knob", "task.test_size"))
     return out
 
 
@@ -174,7 +174,7 @@ def _gap(kappas, seeds, slices_, assume, laws) -> dict:
     return {"value": DETECT * se, "se": se, "assumed_gap": gap, "power_at_assumed_gap": power}
 
 
-def _warnings(out, kappas, sups, n_task, n_cls) -> list[str]:
+def _warnings(out, kappas, sups, n_task, n_cls, test_knob="task.test_size") -> list[str]:
     grid, se, mdd, assume = out["grid"], out["se"], out["mdd"], out["assumptions"]
     w = []
     if len(kappas) < 3:
@@ -195,10 +195,10 @@ def _warnings(out, kappas, sups, n_task, n_cls) -> list[str]:
     if "label" not in sups:
         w.append("no label-only supervision: F3 has no baseline: add label to axes.supervision")
     if se["task_accuracy"] > LIMITS["task_se"]:
-        w.append(f"in-domain accuracy is measured to ±{100 * se['task_accuracy']:.1f} points (SE): raise task.test_size")
+        w.append(f"in-domain accuracy is measured to ±{100 * se['task_accuracy']:.1f} points (SE): raise {test_knob}")
     if n_task / n_cls < LIMITS["items_per_class"]:
         w.append(f"{n_task / n_cls:.1f} test items per class: macro-F1 (SE {se['task_macro_f1']:.3f}) is noisy: "
-                 "raise task.test_size")
+                 f"raise {test_knob}")
     if se["gk_retention"] > LIMITS["gk_retention_se"]:
         w.append(f"GK retention at the collapse is measured to ±{se['gk_retention']:.2f} (SE, teacher included): "
                  "raise knowledge.limit")

@@ -11,9 +11,11 @@ Policy of ``auto`` (the default):
   bfloat16 on a CUDA GPU with bf16 (float16 on older ones), float32 on the CPU and on ``mps``.
 * training: float32 master weights always; mixed precision (autocast) bf16 on a CUDA GPU with bf16,
   fp16 on older ones, and on a CPU with native bf16 dot products (AVX512-BF16 / AMX), where our KD
-  step was measured 1.68x faster than fp32 (benchmarks/RESULTS.md); other CPUs stay fp32. Inference on
-  the CPU stays fp32: bf16 autocast was faster there too but moved benchmark scores by an item
-  (benchmarks/RESULTS.md), so it is opt-in (``--dtype bfloat16``).
+  step was measured 1.68x faster than fp32 (benchmarks/RESULTS.md); other CPUs stay fp32. The stage
+  verbs keep CPU inference in fp32 (bf16 moved benchmark scores by an item, so it is opt-in there:
+  ``--dtype bfloat16``); a study's evaluations follow ``evaluation.precision`` instead, whose ``auto``
+  casts a bf16 copy where the CPU computes bf16 natively (measured 2x faster scoring with accuracy
+  within one item of 210, benchmarks/RESULTS.md) and the dtype used is stored with every evaluation's result.
 
 An explicit dtype applies to every stage: ``float32`` (no autocast anywhere, bit-reproducible),
 ``bfloat16`` / ``float16`` (inference weights in that dtype; training with float32 masters under that

@@ -53,7 +53,9 @@ def power(spec) -> dict:
     except Exception:  # the data are checked, with a clear line, when the study runs
         classes = 35
     gk_items = (spec.knowledge.limit or 1000) * len(spec.knowledge.benchmarks)
-    return plan_power({"test_size": spec.evaluation.test_limit or spec.task.test_size, "n_classes": classes,
+    limited = spec.evaluation.test_limit is not None and spec.evaluation.test_limit < spec.task.test_size
+    return plan_power({"test_size": spec.evaluation.test_limit if limited else spec.task.test_size,
+                       "test_knob": "evaluation.test_limit" if limited else "task.test_size", "n_classes": classes,
                        "gk_items": gk_items, "gk_chance": PROBE_CHANCE, "seeds": spec.axes.seeds,
                        "keep_fractions": spec.axes.keep_fractions, "dataset_sizes": spec.axes.dataset_sizes,
                        "supervisions": spec.axes.supervision, "methods": spec.axes.method,

@@ -432,7 +432,8 @@ def evaluate_step(inputs: dict, deps: dict, out: Path, ctx: Context) -> tuple[Pa
     ]
     rows += knowledge_rows(knowledge)
     result = {"view": view, "task": task.to_dict(), "knowledge": _as_dict(knowledge), "nll": task.nll,
-              "brier": task.brier, "params": count_parameters(model)[0]}
+              "brier": task.brier, "params": count_parameters(model)[0],
+              "precision": str(next(model.parameters()).dtype).removeprefix("torch.")}
     if inputs["cost"]:
         from taskdistill.evaluate.cost import measure_cost
         from taskdistill.models.prompts import answer, build_prompt
