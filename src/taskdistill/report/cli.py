@@ -36,8 +36,8 @@ def register(app: typer.Typer) -> None:
         min_gk_retention: float = typer.Option(0.7, help="Constraint: general-knowledge retention at least this."),
         max_params: str = typer.Option(None, help="Constraint: at most this many parameters (e.g. 60M)."),
         max_latency_ms: float = typer.Option(None, help="Constraint: at most this latency per headline (ms)."),
-        bootstrap: int = typer.Option(20, min=0, help="Bootstrap replicates for the law bands and intervals "
-                                      "(0: none)."),
+        bootstrap: int = typer.Option(100, min=0, help="Bootstrap replicates for the law bands and intervals "
+                                      "(0: none; the findings use at least 400)."),
         laws: bool = typer.Option(True, "--laws/--no-laws", help="Fit laws (off: plots of the observations only)."),
     ) -> None:
         """Write one self-contained report.html (offline: inline SVG plots, no CDN), report.md and results.json:

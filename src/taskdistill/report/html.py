@@ -90,7 +90,18 @@ def effect_n(effect: dict | None) -> str:
     """What an effect rests on (points, branches, items …)."""
     if not effect or not effect.get("n"):
         return "–"
-    return ", ".join(f"{k} {fmt(v)}" for k, v in effect["n"].items())
+    return ", ".join(f"{k} {_plain(v)}" for k, v in effect["n"].items())
+
+
+def _plain(v) -> str:
+    """A value of an effect's n as plain text (escaped once, where it is placed): nested maps and lists flattened."""
+    if isinstance(v, dict):
+        return "(" + "; ".join(f"{k} {_plain(x)}" for k, x in v.items()) + ")"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_plain(x) for x in v)
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:.4g}" if abs(v) < 1e-2 else f"{v:.1f}" if abs(v) >= 100 else f"{v:.3g}"
+    return fmt(v) if not isinstance(v, str) else v
 
 
 def findings_section(results: dict) -> str:
@@ -174,9 +185,16 @@ def law_table(law: dict) -> str:
                         + [f"{nice(m)} [95 %]" for m in metrics], rows, left=3) + tail + notes
 
 
+def setting_text(r: dict, schedule: bool = True) -> str:
+    """``κ = …, D = …, supervision · method[ · schedule]`` of a run; a model evaluated right after its prune
+    (D = 0) is named as such."""
+    d = "pruned, not recovered" if not r.get("dataset_size") else f"D = {r['dataset_size']:g}"
+    tail = f" · {r.get('schedule')}" if schedule else ""
+    return f"κ = {r['keep_fraction']:g}, {d}, {r.get('supervision')} · {r.get('method')}{tail}"
+
+
 def _setting(r: dict) -> str:
-    return esc(f"κ = {r['keep_fraction']:g}, D = {r['dataset_size']:g}, {r['supervision']} · {r['method']} · "
-               f"{r['schedule']}")
+    return esc(setting_text(r))
 
 
 def runs_table(runs: list[dict], gk: list[str]) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from taskdistill.report.html import effect_n, effect_text, fmt
+from taskdistill.report.html import effect_n, effect_text, fmt, setting_text
 from taskdistill.report.plots import nice
 
 
 def _md_table(headers: list[str], rows: list[list]) -> list[str]:
-    cell = lambda c: fmt(c) if not isinstance(c, str) else c
+    cell = lambda c: (fmt(c) if not isinstance(c, str) else c).replace("|", "\\|")  # a bare | would end the cell
     return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + [
         "| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
 
@@ -37,21 +37,19 @@ def render_markdown(results: dict) -> str:
     lines.append("## Recommendation")
     if rec["choice"]:
         c = rec["choice"]
-        lines.append(f"**κ = {c['keep_fraction']:g}, D = {c['dataset_size']:g}, {c['supervision']} · {c['method']} · "
-                     f"{c['schedule']}**: macro-F1 {fmt(c.get('task_macro_f1'))}, GK retention "
+        lines.append(f"**{setting_text(c)}**: macro-F1 {fmt(c.get('task_macro_f1'))}, GK retention "
                      f"{fmt(c.get('gk_retention'))}, {fmt(c.get('params'))} parameters — the cheapest observed student "
                      f"meeting {cons}.")
     else:
         c = rec.get("closest")
-        near = (f" Closest: κ = {c['keep_fraction']:g}, D = {c['dataset_size']:g}, {c['supervision']} · "
-                f"{c['method']} (macro-F1 {fmt(c.get('task_macro_f1'))}, GK retention {fmt(c.get('gk_retention'))}).") if c else ""
+        near = (f" Closest: {setting_text(c, schedule=False)} (macro-F1 {fmt(c.get('task_macro_f1'))}, GK retention "
+                f"{fmt(c.get('gk_retention'))}).") if c else ""
         lines.append(f"No observed student meets {cons}.{near}")
     law = results.get("law_recommendation")
     if law and law.get("recommended"):
         e = law["recommended"]
         preds = ", ".join(f"{nice(m)} {p['value']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]" for m, p in e["predicted"].items())
-        lines += ["", (f"From the fitted laws ({e['family']}): κ = {e['keep_fraction']:g}, D = {e['dataset_size']:g}, "
-                       f"{e.get('supervision')} · {e.get('method')} · {e.get('schedule')}: {preds}; "
+        lines += ["", (f"From the fitted laws ({e['family']}): {setting_text(e)}: {preds}; "
                        f"P(the mean meets every constraint) = {e.get('p_mean_meets_all', float('nan')):.2f}, "
                        f"P(a newly trained student meets them) = {e.get('p_new_meets_all', e['p_meet']):.2f}.")]
         if law.get("next_run"):
@@ -82,12 +80,21 @@ def render_markdown(results: dict) -> str:
 
     lines.append("## Students (seed means)")
     rows = [[("teacher" if s["teacher"] else f"{s['supervision']} · {s['method']} · {s['schedule']}"),
-             s["keep_fraction"], s["dataset_size"], s.get("params"), s.get("task_macro_f1"), s.get("task_accuracy"),
+             s["keep_fraction"], _d_cell(s), s.get("params"), s.get("task_macro_f1"), s.get("task_accuracy"),
              s.get("gk_retention")] for s in results["students"]]
     lines += _md_table(["student", "κ", "D", "params", "macro-F1", "accuracy", "GK retention"], rows)
     front = results["pareto"]
     if front:
         lines += ["", f"Pareto frontier (params vs macro-F1 vs GK retention): {len(front)} student(s): " + "; ".join(
-            f"κ={p['keep_fraction']:g} D={p['dataset_size']:g} {p['supervision']}·{p['method']}" for p in front) + "."]
+            f"κ={p['keep_fraction']:g} {_d_cell(p, compact=True)} {p['supervision']}·{p['method']}" for p in front) + "."]
     lines.append("")
     return "\n".join(lines)
+
+
+def _d_cell(s: dict, compact: bool = False):
+    """The dataset size of a row: the teacher's is blank, a model right after its prune is "pruned"."""
+    if s.get("teacher"):
+        return ""
+    if not s.get("dataset_size"):
+        return "pruned" if compact else "0 (pruned, not recovered)"
+    return f"D={s['dataset_size']:g}" if compact else s["dataset_size"]
