@@ -185,10 +185,13 @@ def law_table(law: dict) -> str:
                         + [f"{nice(m)} [95 %]" for m in metrics], rows, left=3) + tail + notes
 
 
+PRUNED = "pruned, not recovered"  # how a model evaluated right after its prune (D = 0) is named
+
+
 def setting_text(r: dict, schedule: bool = True) -> str:
     """``κ = …, D = …, supervision · method[ · schedule]`` of a run; a model evaluated right after its prune
     (D = 0) is named as such."""
-    d = "pruned, not recovered" if not r.get("dataset_size") else f"D = {r['dataset_size']:g}"
+    d = PRUNED if not r.get("dataset_size") else f"D = {r['dataset_size']:g}"
     tail = f" · {r.get('schedule')}" if schedule else ""
     return f"κ = {r['keep_fraction']:g}, {d}, {r.get('supervision')} · {r.get('method')}{tail}"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskdistill.report.html import effect_n, effect_text, fmt, setting_text
+from taskdistill.report.html import PRUNED, effect_n, effect_text, fmt, setting_text
 from taskdistill.report.plots import nice
 
 
@@ -96,5 +96,5 @@ def _d_cell(s: dict, compact: bool = False):
     if s.get("teacher"):
         return ""
     if not s.get("dataset_size"):
-        return "pruned" if compact else "0 (pruned, not recovered)"
+        return "pruned" if compact else f"0 ({PRUNED})"
     return f"D={s['dataset_size']:g}" if compact else s["dataset_size"]
